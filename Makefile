@@ -1,0 +1,113 @@
+# Quorum's make targets are its interface: test, run, manifests, generate,
+# lint, e2e, bench. Tools are pinned and installed with `go install` into the
+# git-ignored bin/.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+IMG ?= quorum.dev/quorum-manager:dev
+LOCALBIN ?= $(CURDIR)/bin
+K8S_BIN ?= $(LOCALBIN)/k8s
+
+CONTROLLER_GEN_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+# Test package selections: unit and envtest run on the real API server from
+# hack/build-binaries.sh; e2e needs the local cluster.
+UNIT_PKGS = $(shell go list ./... | grep -v /test/e2e)
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRDs and RBAC from the markers in api/ and controllers/.
+	$(CONTROLLER_GEN) rbac:roleName=manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate the deepcopy code of the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint vet ## golangci-lint and go vet.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: test-binaries
+test-binaries: ## Build kube-apiserver, etcd and kubectl for envtest (cached).
+	hack/build-binaries.sh kube-apiserver etcd kubectl
+
+.PHONY: unit
+unit: manifests generate test-binaries ## Unit and envtest suites against a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(UNIT_PKGS) -count=1
+
+.PHONY: test
+test: unit ## The README's test command: unit, envtest and e2e suites.
+
+.PHONY: check-generated
+check-generated: manifests generate ## Fail when generated files differ from what is committed.
+	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- api config; git diff -- api config | head -50; exit 1; fi
+
+##@ Build
+
+.PHONY: build
+build: generate ## Build the manager binary.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
+
+.PHONY: docker-build
+docker-build: ## Build the manager image with a container engine (none on these machines).
+	docker build -t $(IMG) .
+
+##@ Tools
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_GEN_VERSION))
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE)
+$(KUSTOMIZE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT)
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# go-install-tool installs package $2 at version $3 as $1, so a version bump
+# in this file installs the new tool beside the old one.
+define go-install-tool
+@[ -f "$(1)" ] || { \
+set -e; \
+echo "installing $(2)@$(3)"; \
+tmp=$$(mktemp -d); \
+GOBIN=$$tmp go install $(2)@$(3); \
+mv "$$tmp"/* $(1); \
+rm -rf "$$tmp"; \
+}
+endef

@@ -1,0 +1,92 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// name of the referenced object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// FailurePolicy says when a member or replica counts as failed and whether
+// the operator replaces it on its own.
+type FailurePolicy struct {
+	// unhealthyAfter is how long a member may stay unhealthy (etcd reports it
+	// unhealthy, or its apiserver is not ready) before it is replaced. A member
+	// whose pod is gone or whose node is NotReady is failed at once.
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="unhealthyAfter must be a positive duration such as 60s or 2m"
+	// +optional
+	UnhealthyAfter *metav1.Duration `json:"unhealthyAfter,omitempty"`
+
+	// autoReplace lets the operator replace failed members on its own. When
+	// false, failures are only reported (Degraded) and a person decides.
+	// +kubebuilder:default=true
+	// +optional
+	AutoReplace *bool `json:"autoReplace,omitempty"`
+}
+
+// PodTemplate is the part of each member's pod a user may shape.
+type PodTemplate struct {
+	// labels added to every pod (the operator's own labels win on conflict).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations added to every pod.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// resources of the main container(s).
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// nodeSelector further restricts the nodes pods may run on; zone pinning
+	// is added by the operator.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations of every pod.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// priorityClassName of every pod; control-plane pods usually want a high one.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// Condition types shared by the kinds.
+const (
+	// ConditionAvailable is true when the object serves: etcd has quorum, or
+	// the control plane's endpoint answers.
+	ConditionAvailable = "Available"
+	// ConditionProgressing is true while the operator is changing the object
+	// toward its spec: scaling, replacing, upgrading.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is true when some member or replica is failed or
+	// missing, even if the object still serves.
+	ConditionDegraded = "Degraded"
+)
+
+// Label keys the operator puts on the objects it makes.
+const (
+	// LabelZone is the well-known node label members are spread over.
+	LabelZone = "topology.kubernetes.io/zone"
+)
+
+// Zones are failure domains: values of the topology.kubernetes.io/zone node
+// label. Members are spread over them evenly (max skew 1).
+// +kubebuilder:validation:MaxItems=16
+// +kubebuilder:validation:items:MaxLength=63
+// +kubebuilder:validation:XValidation:rule="self.all(z, size(z) != 0)",message="zones must not contain an empty name"
+// +kubebuilder:validation:XValidation:rule="self.all(z, size(z) == 0 || z.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))",message="zones must be label values, such as zone-a or eu-west-1a"
+// +kubebuilder:validation:XValidation:rule="self.all(z, self.exists_one(y, y == z))",message="zones must be unique: a zone listed twice would get twice the members"
+type Zones []string

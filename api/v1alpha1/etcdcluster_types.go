@@ -1,0 +1,285 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// QuorumLossPolicy says what the operator may do once a cluster has lost
+// quorum.
+// +kubebuilder:validation:Enum=Wait;RestoreFromBackup;ForceNewCluster
+type QuorumLossPolicy string
+
+const (
+	// QuorumLossWait reports the loss and waits for members to come back.
+	// Nothing is removed or rebuilt.
+	QuorumLossWait QuorumLossPolicy = "Wait"
+	// QuorumLossRestoreFromBackup rebuilds the cluster from the newest good
+	// snapshot of the EtcdBackup named in spec.bootstrap.restore.
+	QuorumLossRestoreFromBackup QuorumLossPolicy = "RestoreFromBackup"
+	// QuorumLossForceNewCluster restarts the cluster from the most up-to-date
+	// surviving member (etcd --force-new-cluster) and grows it back.
+	QuorumLossForceNewCluster QuorumLossPolicy = "ForceNewCluster"
+)
+
+// EtcdClusterSpec is the etcd cluster a user asks for.
+// +kubebuilder:validation:XValidation:rule="self.quorumLossPolicy != 'RestoreFromBackup' || (has(self.bootstrap) && has(self.bootstrap.restore))",message="quorumLossPolicy RestoreFromBackup needs bootstrap.restore.backupRef to name the EtcdBackup to restore from"
+type EtcdClusterSpec struct {
+	// replicas is the number of voting members: 1, 3, 5, 7 or 9. An even
+	// count tolerates no more failures than the odd count below it, so it is
+	// refused. Scaling passes through one learner at a time.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 9",message="replicas must be between 1 and 9"
+	// +kubebuilder:validation:XValidation:rule="self < 1 || self > 9 || self % 2 == 1",message="replicas must be odd (1, 3, 5, 7 or 9): an even count adds no failure tolerance"
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// version of etcd, such as 3.6.16. Changing it rolls the members one at
+	// a time; only patch changes and one minor step up are carried out.
+	// +kubebuilder:default="3.6.16"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+[.][0-9]+[.][0-9]+$')",message="version must be an etcd release of the form major.minor.patch, such as 3.6.16"
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// image overrides the container image. Empty means
+	// registry.k8s.io/etcd:<version>-0. The image must carry etcd, etcdctl
+	// and etcdutl in /usr/local/bin.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// zones the members are spread over (max skew 1). Empty means members
+	// are not pinned to zones.
+	// +optional
+	Zones Zones `json:"zones,omitempty"`
+
+	// storage of each member's data directory.
+	// +kubebuilder:default={}
+	// +optional
+	Storage EtcdStorage `json:"storage"`
+
+	// tls of peer and client traffic. mTLS is always on; by default the
+	// operator makes and rotates its own CA and certificates.
+	// +kubebuilder:default={}
+	// +optional
+	TLS EtcdTLS `json:"tls"`
+
+	// failurePolicy says when a member is failed and whether it is replaced.
+	// +kubebuilder:default={}
+	// +optional
+	FailurePolicy FailurePolicy `json:"failurePolicy"`
+
+	// quorumLossPolicy says what happens once a majority of voters is lost.
+	// Wait (the default) never repairs destructively.
+	// +kubebuilder:default=Wait
+	// +optional
+	QuorumLossPolicy QuorumLossPolicy `json:"quorumLossPolicy,omitempty"`
+
+	// bootstrap builds the cluster from a snapshot instead of empty. It takes
+	// effect at creation only.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="bootstrap is immutable: a cluster is bootstrapped once, at creation"
+	// +optional
+	Bootstrap *EtcdBootstrap `json:"bootstrap,omitempty"`
+
+	// podTemplate shapes every member's pod.
+	// +optional
+	PodTemplate PodTemplate `json:"podTemplate,omitempty"`
+}
+
+// EtcdStorage is where each member keeps its data.
+// +kubebuilder:validation:XValidation:rule="!(has(self.emptyDir) && has(self.storageClassName))",message="storage: emptyDir and storageClassName are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="has(self.emptyDir) == has(oldSelf.emptyDir)",message="storage.emptyDir is immutable: members cannot move between a volume and an emptyDir"
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storage.storageClassName is immutable: existing volumes cannot change class"
+// +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(oldSelf.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",message="storage.size may not shrink: a volume cannot be made smaller than its data"
+type EtcdStorage struct {
+	// size of each member's PersistentVolumeClaim.
+	// +kubebuilder:default="8Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="storage.size must be a positive quantity such as 8Gi"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName of each member's PersistentVolumeClaim. Empty means
+	// the cluster's default StorageClass.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// emptyDir keeps data in the pod's emptyDir instead of a volume: for
+	// throwaway clusters only, since a restarted pod comes back empty and is
+	// replaced as a new member.
+	// +optional
+	EmptyDir *corev1.EmptyDirVolumeSource `json:"emptyDir,omitempty"`
+}
+
+// EtcdTLS says where the certificates for peer and client mTLS come from.
+// +kubebuilder:validation:XValidation:rule="(has(self.auto) ? self.auto : true) == (has(oldSelf.auto) ? oldSelf.auto : true)",message="tls.auto is immutable: switching certificate source would cut members off from each other"
+// +kubebuilder:validation:XValidation:rule="!has(self.auto) || self.auto || (has(self.peerSecretRef) && has(self.serverSecretRef) && has(self.clientSecretRef))",message="tls: with auto false, peerSecretRef, serverSecretRef and clientSecretRef are all required"
+// +kubebuilder:validation:XValidation:rule="(has(self.auto) && !self.auto) || !(has(self.peerSecretRef) || has(self.serverSecretRef) || has(self.clientSecretRef))",message="tls: secret references are only read when auto is false"
+type EtcdTLS struct {
+	// auto makes the operator create a CA (in a Secret) and issue peer,
+	// server and client certificates from it.
+	// +kubebuilder:default=true
+	// +optional
+	Auto *bool `json:"auto,omitempty"`
+
+	// peerSecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key,
+	// ca.crt) for member-to-member traffic, when auto is false.
+	// +optional
+	PeerSecretRef *LocalObjectReference `json:"peerSecretRef,omitempty"`
+
+	// serverSecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key,
+	// ca.crt) members serve clients with, when auto is false.
+	// +optional
+	ServerSecretRef *LocalObjectReference `json:"serverSecretRef,omitempty"`
+
+	// clientSecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key,
+	// ca.crt) the operator uses as an etcd client, when auto is false.
+	// +optional
+	ClientSecretRef *LocalObjectReference `json:"clientSecretRef,omitempty"`
+}
+
+// EtcdBootstrap builds a new cluster from existing data.
+type EtcdBootstrap struct {
+	// restore builds the cluster from a snapshot taken by an EtcdBackup.
+	// +required
+	Restore *EtcdRestore `json:"restore"`
+}
+
+// EtcdRestore names the snapshot a cluster is built from.
+type EtcdRestore struct {
+	// backupRef names the EtcdBackup, in this namespace, whose snapshots are
+	// used.
+	// +required
+	BackupRef LocalObjectReference `json:"backupRef"`
+
+	// snapshot names one snapshot of that backup. Empty means the newest
+	// snapshot that verifies.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Snapshot string `json:"snapshot,omitempty"`
+}
+
+// MemberRole is a member's place in the raft group.
+// +kubebuilder:validation:Enum=leader;follower;learner
+type MemberRole string
+
+const (
+	// RoleLeader is the raft leader.
+	RoleLeader MemberRole = "leader"
+	// RoleFollower is a voting member that is not the leader.
+	RoleFollower MemberRole = "follower"
+	// RoleLearner is a non-voting member catching up before promotion.
+	RoleLearner MemberRole = "learner"
+)
+
+// MemberStatus is one etcd member as observed.
+type MemberStatus struct {
+	// name of the member (and of its pod).
+	Name string `json:"name"`
+	// id is the etcd member ID in hex.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// zone the member runs in.
+	// +optional
+	Zone string `json:"zone,omitempty"`
+	// peerURL other members reach it on.
+	// +optional
+	PeerURL string `json:"peerURL,omitempty"`
+	// clientURL clients reach it on.
+	// +optional
+	ClientURL string `json:"clientURL,omitempty"`
+	// role: leader, follower or learner.
+	// +optional
+	Role MemberRole `json:"role,omitempty"`
+	// healthy is true when the member answers and has no alarm.
+	Healthy bool `json:"healthy"`
+	// version of etcd the member runs.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// dbSizeBytes is the size of the member's backend database.
+	// +optional
+	DBSizeBytes int64 `json:"dbSizeBytes,omitempty"`
+	// since is when the member last changed health or role.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// Condition types of an EtcdCluster, besides Available, Progressing and
+// Degraded.
+const (
+	// ConditionQuorumAtRisk is true when one more failure, or the action the
+	// operator would take next, would lose quorum; the message names the
+	// members and the reason.
+	ConditionQuorumAtRisk = "QuorumAtRisk"
+	// ConditionQuorumLost is true when fewer than a majority of voters are
+	// healthy; the message lists what was lost.
+	ConditionQuorumLost = "QuorumLost"
+)
+
+// EtcdClusterStatus is the etcd cluster as observed.
+type EtcdClusterStatus struct {
+	// observedGeneration is the generation of the spec this status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// replicas is the number of voting members.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// readyReplicas is the number of healthy voting members.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// leader is the name of the member that leads.
+	// +optional
+	Leader string `json:"leader,omitempty"`
+	// clusterID is the etcd cluster ID in hex; it never changes for the life
+	// of the cluster, recoveries included.
+	// +optional
+	ClusterID string `json:"clusterID,omitempty"`
+	// members as observed, voters and learners.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Members []MemberStatus `json:"members,omitempty"`
+	// conditions: Available, Progressing, Degraded, QuorumAtRisk, QuorumLost.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// selector of the member pods, for the /scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+}
+
+// EtcdCluster is an etcd cluster of an odd number of members spread over
+// zones, grown and repaired one member at a time without losing quorum.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=ec;etcdc,categories=quorum
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Leader",type=string,JSONPath=`.status.leader`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type EtcdCluster struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the cluster asked for.
+	// +required
+	Spec EtcdClusterSpec `json:"spec"`
+	// status is the cluster as observed.
+	// +optional
+	Status EtcdClusterStatus `json:"status,omitempty"`
+}
+
+// EtcdClusterList is a list of EtcdClusters.
+// +kubebuilder:object:root=true
+type EtcdClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []EtcdCluster `json:"items"`
+}
