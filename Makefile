@@ -61,7 +61,39 @@ unit: manifests generate test-binaries ## Unit and envtest suites against a real
 	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(UNIT_PKGS) -count=1
 
 .PHONY: test
-test: unit ## The README's test command: unit, envtest and e2e suites.
+test: unit ## The README's test command: unit and envtest suites, then e2e on a local cluster it starts and always stops.
+	@status=0; $(MAKE) --no-print-directory cluster-up && $(MAKE) --no-print-directory e2e || status=$$?; \
+	$(MAKE) --no-print-directory cluster-down || status=$$((status ? status : 1)); exit $$status
+
+##@ Local cluster
+
+LOCAL_CLUSTER = $(LOCALBIN)/local-cluster
+KUBECTL = $(CURDIR)/.local/bin/kubectl
+export KUBECONFIG_LOCAL = $(CURDIR)/.local/kubeconfig
+
+.PHONY: local-cluster
+local-cluster: | $(LOCALBIN)
+	go build -o $(LOCAL_CLUSTER) ./hack/local-cluster
+
+.PHONY: cluster-up
+cluster-up: local-cluster kustomize manifests ## Start a three-zone cluster on this machine (root) with Quorum deployed.
+	$(LOCAL_CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: local-cluster ## Stop the local cluster and remove everything it made.
+	$(LOCAL_CLUSTER) down
+
+.PHONY: cluster-status
+cluster-status: local-cluster ## Say what of the local cluster runs.
+	$(LOCAL_CLUSTER) status
+
+.PHONY: e2e
+e2e: ## End-to-end suites against the running local cluster.
+	go test ./test/e2e/... -count=1 -timeout 40m -v
+
+.PHONY: run
+run: cluster-up ## The main demo: cluster up, Quorum deployed, the samples applied.
+	hack/run-demo.sh
 
 .PHONY: check-generated
 check-generated: manifests generate ## Fail when generated files differ from what is committed.

@@ -51,12 +51,16 @@ func TestMain(m *testing.M) {
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		// Start may fail after the API server is up (installing CRDs): stop
+		// what it started.
+		_ = env.Stop()
 		os.Exit(1)
 	}
 	restCfg = cfg
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
+		_ = env.Stop()
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,0 +1,127 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Down stops every process the cluster started (by its recorded PID, and
+// the containers and shims of its nodes), unmounts what they left, removes
+// the cgroups, namespaces, bridge and routes, and deletes the cluster's
+// state. The build caches (bin/, .local/images, .local/bin) stay.
+func (c *Cluster) Down() error {
+	var errs []error
+	for _, n := range Nodes {
+		if err := c.StopNode(n.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
+		c.stop(name, 10*time.Second)
+	}
+	if err := c.unmountUnder(c.State); err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range Nodes {
+		if err := c.removeCgroupRoot(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.networkDown(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(c.State); err != nil {
+			errs = append(errs, err)
+		}
+		_ = os.Remove(c.Kubeconfig())
+	}
+	return errorsJoin(errs)
+}
+
+// daemonNames lists every daemon of the cluster, in start order.
+func daemonNames() []string {
+	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+	for _, n := range Nodes {
+		names = append(names, "containerd-"+n.Name, "kubelet-"+n.Name, "kube-proxy-"+n.Name)
+	}
+	return names
+}
+
+// Status says which daemons run and how the nodes are.
+func (c *Cluster) Status(ctx context.Context) string {
+	var b strings.Builder
+	running := 0
+	for _, name := range daemonNames() {
+		if pid, alive := c.pid(name); alive {
+			running++
+			fmt.Fprintf(&b, "  %-28s running (pid %d)\n", name, pid)
+		} else {
+			fmt.Fprintf(&b, "  %-28s stopped\n", name)
+		}
+	}
+	if running == 0 {
+		return "the local cluster is not running\n"
+	}
+	cs, err := c.Clientset()
+	if err == nil {
+		for _, n := range Nodes {
+			ready, err := NodeReady(ctx, cs, n.Name)
+			state := "NotReady"
+			if ready {
+				state = "Ready"
+			}
+			if err != nil {
+				state = "unknown: " + err.Error()
+			}
+			fmt.Fprintf(&b, "  node %-23s %s\n", n.String(), state)
+		}
+	}
+	fmt.Fprintf(&b, "  kubeconfig: %s\n  kubectl:    %s\n", c.Kubeconfig(), c.Kubectl())
+	return b.String()
+}
+
+// Running says whether the control plane of the cluster runs.
+func (c *Cluster) Running() bool {
+	_, alive := c.pid("kube-apiserver")
+	return alive
+}
+
+// KillContainer kills the main process of one container with SIGKILL
+// through its node's containerd; the kubelet then restarts it as it would
+// after a crash.
+func (c *Cluster) KillContainer(ctx context.Context, cs kubernetes.Interface, namespace, pod, container string) error {
+	p, err := cs.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	n, err := NodeByName(p.Spec.NodeName)
+	if err != nil {
+		return err
+	}
+	for _, st := range p.Status.ContainerStatuses {
+		if st.Name != container {
+			continue
+		}
+		id := strings.TrimPrefix(st.ContainerID, "containerd://")
+		if id == "" || st.State.Running == nil {
+			return fmt.Errorf("container %s of %s/%s is not running", container, namespace, pod)
+		}
+		_, err := run("ctr", "--address", c.containerdSocket(n), "-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id)
+		return err
+	}
+	return fmt.Errorf("pod %s/%s has no container %s", namespace, pod, container)
+}
+
+// LogFiles lists the daemons' log files, for a failed test to point at.
+func (c *Cluster) LogFiles() []string {
+	files, _ := filepath.Glob(c.path("logs", "*.log"))
+	return files
+}

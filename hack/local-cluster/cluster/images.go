@@ -1,0 +1,303 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// imageSpec is an image made from static binaries: nothing can be pulled on
+// these machines, so every image the cluster runs is built here and tagged
+// with the name production uses.
+type imageSpec struct {
+	ref        string
+	files      map[string]string // path in the image -> file on the host
+	symlinks   map[string]string // path in the image -> link target
+	entrypoint []string
+	cmd        []string
+	user       string
+}
+
+// imageSpecs lists the images of the local cluster.
+func (c *Cluster) imageSpecs() ([]imageSpec, error) {
+	bin := func(n string) string { return filepath.Join(c.Bin, n) }
+	k8s := func(component string) imageSpec {
+		return imageSpec{
+			ref:   "registry.k8s.io/" + component + ":" + KubernetesVersion,
+			files: map[string]string{"/usr/local/bin/" + component: bin(component)},
+			cmd:   []string{"/usr/local/bin/" + component},
+		}
+	}
+	busybox, err := busyboxLinks()
+	if err != nil {
+		return nil, err
+	}
+	return []imageSpec{
+		{ref: PauseImage, files: map[string]string{"/pause": c.path("build", "pause")}, entrypoint: []string{"/pause"}},
+		{
+			ref: "registry.k8s.io/etcd:" + EtcdVersion + "-0",
+			files: map[string]string{
+				"/usr/local/bin/etcd":    bin("etcd"),
+				"/usr/local/bin/etcdctl": bin("etcdctl"),
+				"/usr/local/bin/etcdutl": bin("etcdutl"),
+			},
+			cmd: []string{"/usr/local/bin/etcd"},
+		},
+		k8s("kube-apiserver"), k8s("kube-controller-manager"), k8s("kube-scheduler"),
+		{ref: "registry.k8s.io/coredns/coredns:" + CoreDNSVersion, files: map[string]string{"/coredns": bin("coredns")}, entrypoint: []string{"/coredns"}},
+		{ref: VersityImage, files: map[string]string{"/usr/local/bin/versitygw": bin("versitygw")}, entrypoint: []string{"/usr/local/bin/versitygw"}},
+		{ref: LocalPathImage, files: map[string]string{"/usr/bin/local-path-provisioner": bin("local-path-provisioner")}, entrypoint: []string{"/usr/bin/local-path-provisioner"}},
+		{ref: BusyboxImage, files: map[string]string{"/bin/busybox": "/bin/busybox"}, symlinks: busybox, cmd: []string{"sh"}},
+		{ref: ManagerImage, files: map[string]string{"/manager": c.path("build", "manager")}, entrypoint: []string{"/manager"}, user: "65532:65532"},
+		{ref: AgentImage, files: map[string]string{"/agent": c.path("build", "agent")}, entrypoint: []string{"/agent"}, user: "65532:65532"},
+	}, nil
+}
+
+// busyboxLinks asks Debian's static busybox for its applets and links each
+// in /bin, as the busybox image does.
+func busyboxLinks() (map[string]string, error) {
+	out, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("busybox-static is needed for the busybox image (hack/install-deps.sh): %w", err)
+	}
+	links := map[string]string{}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet != "busybox" {
+			links["/bin/"+applet] = "busybox"
+		}
+	}
+	return links, nil
+}
+
+// buildImages writes each image as a docker-archive tarball under
+// .local/images, rebuilding only those whose inputs changed, and returns
+// the tarballs.
+func (c *Cluster) buildImages() ([]string, error) {
+	if err := c.buildLocalBinaries(); err != nil {
+		return nil, err
+	}
+	specs, err := c.imageSpecs()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.Root, ".local", "images")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var tarballs []string
+	for _, spec := range specs {
+		file := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(spec.ref)+".tar")
+		key, err := spec.inputKey()
+		if err != nil {
+			return nil, err
+		}
+		stamp := file + ".key"
+		if old, err := os.ReadFile(stamp); err == nil && string(old) == key {
+			if _, err := os.Stat(file); err == nil {
+				tarballs = append(tarballs, file)
+				continue
+			}
+		}
+		start := time.Now()
+		if err := spec.write(file); err != nil {
+			return nil, fmt.Errorf("building image %s: %w", spec.ref, err)
+		}
+		if err := os.WriteFile(stamp, []byte(key), 0o644); err != nil {
+			return nil, err
+		}
+		c.Log("built image %s in %s", spec.ref, time.Since(start).Round(100*time.Millisecond))
+		tarballs = append(tarballs, file)
+	}
+	return tarballs, nil
+}
+
+// buildLocalBinaries builds the binaries that come from this repository:
+// the pause program, Quorum's manager and the end-to-end agent.
+func (c *Cluster) buildLocalBinaries() error {
+	for _, b := range []struct{ out, pkg string }{
+		{c.path("build", "pause"), "./hack/local-cluster/pause"},
+		{c.path("build", "manager"), "."},
+		{c.path("build", "agent"), "./hack/local-cluster/agent"},
+	} {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.out, b.pkg)
+		cmd.Dir = c.Root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w: %s", b.pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// inputKey identifies what an image is built from: the files' contents and
+// the spec itself (the manager is relinked on every run, so modification
+// times would rebuild it every time).
+func (s imageSpec) inputKey() (string, error) {
+	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "%s|%v|%v|%s|v2\n", s.ref, s.entrypoint, s.cmd, s.user)
+	for _, p := range sortedKeys(s.files) {
+		f, err := os.Open(s.files[p])
+		if err != nil {
+			return "", fmt.Errorf("image %s needs %s: %w", s.ref, s.files[p], err)
+		}
+		_, _ = fmt.Fprintf(h, "%s\n", p)
+		_, err = io.Copy(h, f)
+		_ = f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	for _, p := range sortedKeys(s.symlinks) {
+		_, _ = fmt.Fprintf(h, "%s -> %s\n", p, s.symlinks[p])
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (s imageSpec) write(file string) error {
+	layer, err := s.layer()
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	cfg.Created = v1.Time{Time: time.Unix(0, 0)}
+	cfg.Config.Entrypoint = s.entrypoint
+	cfg.Config.Cmd = s.cmd
+	cfg.Config.User = s.user
+	cfg.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		return err
+	}
+	tag, err := name.NewTag(s.ref)
+	if err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// layer is the image's one layer: the base files every image has (passwd,
+// group, a writable /tmp), then the binaries and links.
+func (s imageSpec) layer() (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	epoch := time.Unix(0, 0)
+	dirs := map[string]bool{}
+	addDir := func(dir string, mode int64) error {
+		if dir == "/" || dir == "." || dirs[dir] {
+			return nil
+		}
+		dirs[dir] = true
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(dir, "/") + "/", Mode: mode, ModTime: epoch})
+	}
+	addParents := func(p string) error {
+		parts := strings.Split(strings.TrimPrefix(filepath.Dir(p), "/"), "/")
+		for i := range parts {
+			if err := addDir("/"+strings.Join(parts[:i+1], "/"), 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	addFile := func(p string, data []byte, mode int64) error {
+		if err := addParents(p); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(p, "/"), Mode: mode, Size: int64(len(data)), ModTime: epoch}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := addDir("/tmp", 0o1777); err != nil {
+		return nil, err
+	}
+	if err := addFile("/etc/passwd", []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := addFile("/etc/group", []byte("root:x:0:\nnonroot:x:65532:\n"), 0o644); err != nil {
+		return nil, err
+	}
+	for _, p := range sortedKeys(s.files) {
+		data, err := os.ReadFile(s.files[p])
+		if err != nil {
+			return nil, err
+		}
+		if err := addFile(p, data, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range sortedKeys(s.symlinks) {
+		if err := addParents(p); err != nil {
+			return nil, err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(p, "/"), Linkname: s.symlinks[p], Mode: 0o777, ModTime: epoch}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithCompressionLevel(gzip.BestSpeed))
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// BuildImagesAndImport rebuilds the images whose inputs changed (Quorum's
+// manager after a code change) and imports every image into each running
+// node.
+func (c *Cluster) BuildImagesAndImport() ([]string, error) {
+	images, err := c.buildImages()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range Nodes {
+		if _, alive := c.pid("containerd-" + n.Name); !alive {
+			continue
+		}
+		for _, img := range images {
+			if _, err := run("ctr", "--address", c.containerdSocket(n), "-n", "k8s.io", "images", "import", img); err != nil {
+				return nil, fmt.Errorf("importing %s on %s: %w", filepath.Base(img), n.Name, err)
+			}
+		}
+	}
+	return images, nil
+}
