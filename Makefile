@@ -89,7 +89,7 @@ cluster-status: local-cluster ## Say what of the local cluster runs.
 
 .PHONY: e2e
 e2e: ## End-to-end suites against the running local cluster.
-	go test ./test/e2e/... -count=1 -timeout 40m -v
+	go test ./test/e2e/... -count=1 -timeout 45m -v -parallel 8
 
 .PHONY: run
 run: cluster-up ## The main demo: cluster up, Quorum deployed, the samples applied.

@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/controllers"
 )
 
 var scheme = runtime.NewScheme()
@@ -68,6 +69,15 @@ func main() {
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+
+	if err := (&controllers.EtcdClusterReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("quorum-etcdcluster"),
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to set up the EtcdCluster controller")
 		os.Exit(1)
 	}
 

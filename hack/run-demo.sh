@@ -32,15 +32,17 @@ echo
 $kubectl -n $ns get pods -o wide
 cat <<EOT
 
-No reconciler is registered yet: the objects above are stored and validated by
-the API server, and their status stays empty until the EtcdCluster,
-EtcdBackup and ControlPlane controllers land.
+Quorum runs the EtcdCluster "main": three members, one per zone. The
+EtcdBackup and ControlPlane controllers are not built yet: those objects are
+stored and validated by the API server, and their status stays empty.
 
 Look further:
   export KUBECONFIG=$KUBECONFIG
   $kubectl get nodes -L topology.kubernetes.io/zone
   $kubectl -n quorum-system logs deploy/quorum-manager
   $kubectl -n $ns describe etcdcluster main
+  $kubectl -n $ns scale etcdcluster main --replicas=5
+  bin/local-cluster stop-node node-b      # a zone outage; start-node node-b brings it back
 Tear down:
   make cluster-down
 EOT

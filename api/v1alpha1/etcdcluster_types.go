@@ -249,6 +249,56 @@ type EtcdClusterStatus struct {
 	// selector of the member pods, for the /scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
+	// version is the oldest etcd version any member runs.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// pendingChange is the membership change the operator has started and
+	// not finished. It is recorded before the operator acts, so a restarted
+	// operator finishes or undoes it instead of guessing.
+	// +optional
+	PendingChange *MembershipChange `json:"pendingChange,omitempty"`
+}
+
+// ChangeType is the kind of a membership change.
+// +kubebuilder:validation:Enum=AddMember;RemoveMember;RestartMember;ForceNewCluster
+type ChangeType string
+
+const (
+	// ChangeAddMember adds a learner, starts its pod and promotes it.
+	ChangeAddMember ChangeType = "AddMember"
+	// ChangeRemoveMember removes a member, then deletes its pod and volume.
+	ChangeRemoveMember ChangeType = "RemoveMember"
+	// ChangeRestartMember replaces a member's pod, keeping its data and ID
+	// (upgrades).
+	ChangeRestartMember ChangeType = "RestartMember"
+	// ChangeForceNewCluster restarts the most up-to-date survivor as a new
+	// one-member cluster with the same data and cluster ID.
+	ChangeForceNewCluster ChangeType = "ForceNewCluster"
+)
+
+// MembershipChange is one change to the membership, recorded before it is
+// carried out.
+type MembershipChange struct {
+	// type of the change.
+	Type ChangeType `json:"type"`
+	// member is the name of the member added, removed or restarted.
+	Member string `json:"member"`
+	// id is the member's etcd ID in hex, once etcd has assigned it.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// zone the member is (or goes) in.
+	// +optional
+	Zone string `json:"zone,omitempty"`
+	// reason: Bootstrap, ScaleUp, ScaleDown, Replace, Rebalance, Upgrade,
+	// QuorumLoss.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// replaceZone is, for a removal that replaces a failed member, the zone
+	// the replacement should go to.
+	// +optional
+	ReplaceZone string `json:"replaceZone,omitempty"`
+	// startedAt is when the change was recorded.
+	StartedAt metav1.Time `json:"startedAt"`
 }
 
 // EtcdCluster is an etcd cluster of an odd number of members spread over

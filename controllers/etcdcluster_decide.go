@@ -1,0 +1,429 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/placement"
+	"quorum.dev/quorum/internal/resources"
+)
+
+// actionKind is the one change a reconcile makes.
+type actionKind string
+
+const (
+	actNone            actionKind = "None"
+	actBootstrap       actionKind = "Bootstrap"       // record and start the first member
+	actRecreatePod     actionKind = "RecreatePod"     // a member's pod is gone, its data is not
+	actAddLearner      actionKind = "AddLearner"      // record, then MemberAddAsLearner
+	actStartMember     actionKind = "StartMember"     // volume, certificates and pod of a recorded member
+	actPromote         actionKind = "Promote"         // learner to voter
+	actFinishAdd       actionKind = "FinishAdd"       // the added member votes: label it, clear the record
+	actMoveLeader      actionKind = "MoveLeader"      // leadership off a member about to go
+	actRemoveMember    actionKind = "RemoveMember"    // record, then MemberRemove
+	actCleanupMember   actionKind = "CleanupMember"   // pod, volume and certificates of a removed member
+	actDeleteOrphan    actionKind = "DeleteOrphan"    // objects of a member etcd does not know
+	actRestartMember   actionKind = "RestartMember"   // record, then a new pod at the new version
+	actForceNewCluster actionKind = "ForceNewCluster" // quorum-loss recovery from the best survivor
+	actLabelVoter      actionKind = "LabelVoter"      // a voter's pod is not labelled as one
+	actPreflight       actionKind = "Preflight"       // check a new version's image before an upgrade
+	actDeletePreflight actionKind = "DeletePreflight" // the upgrade is done
+
+	actWait actionKind = "Wait" // nothing safe to do: conditions say why
+)
+
+// action is what decide chose, with everything the step needs.
+type action struct {
+	kind   actionKind
+	member string
+	zone   string
+	reason string
+	// transferee is the member leadership moves to.
+	transferee string
+	// version is the version a restarted member runs.
+	version string
+	// message explains the action or the wait, for events and conditions.
+	message string
+}
+
+const (
+	labelVoter     = resources.LabelVoter
+	labelPreflight = resources.LabelPreflight
+)
+
+// health is the pure summary of the cluster's members.
+type health struct {
+	voters        int
+	healthyVoters int
+	learners      int
+	// failed are members the failure policy counts as failed, with why.
+	failed map[string]string
+	// unhealthy are voters etcd does not report healthy (failed or not yet).
+	unhealthy []string
+}
+
+func (h health) quorumLost() bool { return h.voters > 0 && h.healthyVoters < etcd.Quorum(h.voters) }
+
+// failureReason says why a voter is failed, or "" when it is not: its pod
+// and data gone, its volume lost, its pod failed, its node NotReady, or etcd
+// reporting it unhealthy for longer than unhealthyAfter.
+func failureReason(c *quorumv1alpha1.EtcdCluster, m *memberState, unhealthySince time.Time, now time.Time) string {
+	emptyDir := c.Spec.Storage.EmptyDir != nil
+	switch {
+	case m.Pod == nil && (emptyDir || m.PVC == nil):
+		return "its pod and its data are gone"
+	case !emptyDir && m.PVC == nil:
+		return "its volume is gone"
+	case m.PVC != nil && m.PVC.Status.Phase == corev1.ClaimLost:
+		return "its volume is lost"
+	case m.PVC != nil && m.PVC.DeletionTimestamp != nil:
+		return "its volume is being deleted"
+	case m.Pod != nil && m.Pod.Status.Phase == corev1.PodFailed:
+		return "its pod failed"
+	case !m.NodeReady:
+		return fmt.Sprintf("its node %s is NotReady", m.NodeName)
+	case m.Pod == nil:
+		// Pod gone, data kept on a Ready node: the pod is recreated, the
+		// member is not replaced.
+		return ""
+	}
+	if !m.Healthy && !unhealthySince.IsZero() {
+		after := unhealthyAfter(c)
+		if now.Sub(unhealthySince) >= after {
+			return fmt.Sprintf("etcd has reported it unhealthy for more than %s", after)
+		}
+	}
+	return ""
+}
+
+func unhealthyAfter(c *quorumv1alpha1.EtcdCluster) time.Duration {
+	if d := c.Spec.FailurePolicy.UnhealthyAfter; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return time.Minute
+}
+
+func autoReplace(c *quorumv1alpha1.EtcdCluster) bool {
+	return c.Spec.FailurePolicy.AutoReplace == nil || *c.Spec.FailurePolicy.AutoReplace
+}
+
+func desiredReplicas(c *quorumv1alpha1.EtcdCluster) int {
+	if c.Spec.Replicas == nil {
+		return 3
+	}
+	return int(*c.Spec.Replicas)
+}
+
+// unhealthySince is when a member was last seen turning unhealthy, from
+// the status the previous pass wrote; zero when it was healthy then.
+func unhealthySince(c *quorumv1alpha1.EtcdCluster, name string, now time.Time) time.Time {
+	for _, ms := range c.Status.Members {
+		if ms.Name == name {
+			if ms.Healthy || ms.Since == nil {
+				return now
+			}
+			return ms.Since.Time
+		}
+	}
+	return now
+}
+
+// assess computes the health summary of a scope.
+func assess(s *scope) health {
+	h := health{failed: map[string]string{}}
+	for _, m := range s.sortedMembers() {
+		if m.Learner && m.InEtcd {
+			h.learners++
+		}
+		if !m.Voter() {
+			continue
+		}
+		h.voters++
+		if m.Healthy {
+			h.healthyVoters++
+		} else {
+			h.unhealthy = append(h.unhealthy, m.Name)
+		}
+		if reason := failureReason(s.cluster, m, unhealthySince(s.cluster, m.Name, s.now), s.now); reason != "" {
+			h.failed[m.Name] = reason
+		}
+	}
+	return h
+}
+
+// decide picks the one change this pass makes. It is a pure function of
+// the scope: the steps carry the change out, the next pass observes it.
+func decide(s *scope) action {
+	c := s.cluster
+	h := assess(s)
+	pending := c.Status.PendingChange
+
+	// A recorded change is finished (or undone) before anything else.
+	if pending != nil {
+		return continuePending(s, pending)
+	}
+
+	// A new cluster: its first member. Restores come with spec.bootstrap.
+	if c.Status.ClusterID == "" && !s.listed && !anyMemberObjects(s) {
+		zone, ok := placement.ZoneForNewMember(c.Spec.Zones, s.readyZones, nil, "")
+		if !ok {
+			return action{kind: actWait, reason: "NoReadyZone", message: fmt.Sprintf("no Ready node in any of the zones %s", strings.Join(c.Spec.Zones, ", "))}
+		}
+		return action{kind: actBootstrap, zone: zone, reason: "Bootstrap", message: "bootstrapping the first member"}
+	}
+
+	// A member whose pod is gone while its data is safe on a Ready node
+	// comes back as itself: no membership change, quorum untouched.
+	for _, m := range s.sortedMembers() {
+		if m.InEtcd && m.Pod == nil && m.PVC != nil && m.NodeReady && c.Spec.Storage.EmptyDir == nil &&
+			m.PVC.Status.Phase != corev1.ClaimLost && m.PVC.DeletionTimestamp == nil {
+			return action{kind: actRecreatePod, member: m.Name, zone: m.Zone, message: fmt.Sprintf("recreating the pod of member %s from its volume", m.Name)}
+		}
+	}
+
+	if !s.listed {
+		return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
+	}
+
+	if h.quorumLost() {
+		if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossForceNewCluster {
+			if survivor := bestSurvivor(s); survivor != nil {
+				return action{kind: actForceNewCluster, member: survivor.Name, zone: survivor.Zone, reason: "QuorumLoss",
+					message: fmt.Sprintf("quorum lost; restarting from %s, the survivor with the highest raft index (%d)", survivor.Name, survivor.Status.RaftIndex)}
+			}
+		}
+		return action{kind: actWait, reason: "QuorumLost", message: quorumLostMessage(s, h)}
+	}
+
+	// A learner nobody recorded (an older operator, or a hand-made one):
+	// adopt it if it is ours, so it is promoted or removed, never left.
+	for _, m := range s.sortedMembers() {
+		if m.Learner && m.InEtcd {
+			return action{kind: actRemoveMember, member: m.Name, zone: m.Zone, reason: "StrayLearner",
+				message: fmt.Sprintf("removing learner %s that no recorded change explains", m.Name)}
+		}
+	}
+
+	// Objects of a member etcd does not know (left by an interrupted
+	// removal) are deleted.
+	for _, m := range s.sortedMembers() {
+		if !m.InEtcd && (m.Pod != nil || m.PVC != nil) {
+			return action{kind: actDeleteOrphan, member: m.Name, message: fmt.Sprintf("deleting the pod and volume of %s, which is not a member", m.Name)}
+		}
+	}
+
+	// Failed members are replaced one at a time, zone by zone: removed
+	// first (the quorum of the smaller membership must still hold), then a
+	// learner is added in the same zone.
+	if len(h.failed) > 0 {
+		if !autoReplace(c) {
+			return action{kind: actWait, reason: "AutoReplaceOff", message: "failed members are not replaced: failurePolicy.autoReplace is false"}
+		}
+		var failed []placement.Member
+		for _, m := range s.voters() {
+			if _, ok := h.failed[m.Name]; ok {
+				failed = append(failed, placement.Member{Name: m.Name, Zone: m.Zone, Created: m.Created})
+			}
+		}
+		next, _ := placement.NextToRepair(c.Spec.Zones, failed)
+		if h.healthyVoters < etcd.Quorum(h.voters-1) {
+			return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
+				"member %s is failed (%s) but removing it would leave %d healthy voters, fewer than the quorum of %d of the remaining %d",
+				next.Name, h.failed[next.Name], h.healthyVoters, etcd.Quorum(h.voters-1), h.voters-1)}
+		}
+		return action{kind: actRemoveMember, member: next.Name, zone: next.Zone, reason: "Replace",
+			message: fmt.Sprintf("replacing member %s: %s", next.Name, h.failed[next.Name])}
+	}
+
+	// Label voters' pods so the PodDisruptionBudget counts them.
+	for _, m := range s.voters() {
+		if m.Pod != nil && m.Pod.Labels[labelVoter] != "true" {
+			return action{kind: actLabelVoter, member: m.Name}
+		}
+	}
+
+	want := desiredReplicas(c)
+	allHealthy := h.healthyVoters == h.voters
+	if h.voters < want {
+		if !allHealthy {
+			return action{kind: actWait, reason: "MembersUnhealthy", message: fmt.Sprintf("scaling up waits for unhealthy members: %s", strings.Join(h.unhealthy, ", "))}
+		}
+		zone, ok := placement.ZoneForNewMember(c.Spec.Zones, s.readyZones, placementMembers(s.voters()), "")
+		if !ok {
+			return action{kind: actWait, reason: "NoReadyZone", message: "no Ready zone to add a member to"}
+		}
+		return action{kind: actAddLearner, zone: zone, reason: "ScaleUp", message: fmt.Sprintf("scaling up from %d to %d voters: adding a learner in zone %s", h.voters, want, zoneName(zone))}
+	}
+	if h.voters > want {
+		victim, _ := placement.MemberToRemove(c.Spec.Zones, placementMembers(s.voters()))
+		healthyAfter := h.healthyVoters
+		if s.members[victim.Name].Healthy {
+			healthyAfter--
+		}
+		if healthyAfter < etcd.Quorum(h.voters-1) {
+			return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
+				"removing %s would leave %d healthy voters, fewer than the quorum of %d", victim.Name, healthyAfter, etcd.Quorum(h.voters-1))}
+		}
+		if s.members[victim.Name].Leader {
+			if to := transferee(s, victim.Name); to != nil {
+				return action{kind: actMoveLeader, member: victim.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before removing it", victim.Name, to.Name)}
+			}
+			return action{kind: actWait, reason: "NoTransferee", message: fmt.Sprintf("no healthy voter to move leadership from %s to", victim.Name)}
+		}
+		return action{kind: actRemoveMember, member: victim.Name, zone: victim.Zone, reason: "ScaleDown",
+			message: fmt.Sprintf("scaling down from %d to %d voters: removing %s from zone %s", h.voters, want, victim.Name, zoneName(victim.Zone))}
+	}
+
+	// Upgrades roll one member at a time, only while all are healthy.
+	if a, ok := decideUpgrade(s, h); ok {
+		return a
+	}
+
+	// The spread is restored one member at a time once a lost zone is back:
+	// a learner in the short zone, then the scale-down removes one from the
+	// fullest.
+	if allHealthy {
+		if zone, ok := placement.ZoneToRestore(c.Spec.Zones, s.readyZones, placementMembers(s.voters())); ok {
+			return action{kind: actAddLearner, zone: zone, reason: "Rebalance", message: fmt.Sprintf("restoring the spread: adding a learner in zone %s", zone)}
+		}
+	}
+	return action{kind: actNone}
+}
+
+// continuePending finishes the recorded change, step by step.
+func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
+	m := s.members[p.Member]
+	switch p.Type {
+	case quorumv1alpha1.ChangeAddMember:
+		if p.Reason == "Bootstrap" && !s.listed {
+			if m == nil || m.Pod == nil {
+				return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+			}
+			return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
+		}
+		if !s.listed {
+			return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
+		}
+		if m == nil || !m.InEtcd {
+			if p.Reason == "Bootstrap" {
+				return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
+			}
+			return action{kind: actAddLearner, member: p.Member, zone: p.Zone, reason: p.Reason, message: fmt.Sprintf("adding %s as a learner in zone %s", p.Member, zoneName(p.Zone))}
+		}
+		if m.Pod == nil || (m.PVC == nil && s.cluster.Spec.Storage.EmptyDir == nil) {
+			return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+		}
+		if m.Learner {
+			return action{kind: actPromote, member: p.Member, message: fmt.Sprintf("promoting learner %s", p.Member)}
+		}
+		return action{kind: actFinishAdd, member: p.Member, zone: p.Zone, reason: p.Reason}
+	case quorumv1alpha1.ChangeRemoveMember:
+		if !s.listed {
+			return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
+		}
+		if m != nil && m.InEtcd {
+			if m.Leader {
+				if to := transferee(s, m.Name); to != nil {
+					return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before removing it", m.Name, to.Name)}
+				}
+			}
+			return action{kind: actRemoveMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+		}
+		return action{kind: actCleanupMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+	case quorumv1alpha1.ChangeRestartMember:
+		return action{kind: actRestartMember, member: p.Member, zone: p.Zone, reason: p.Reason, version: s.cluster.Spec.Version}
+	case quorumv1alpha1.ChangeForceNewCluster:
+		return action{kind: actForceNewCluster, member: p.Member, zone: p.Zone, reason: p.Reason}
+	}
+	return action{kind: actWait, reason: "UnknownChange", message: fmt.Sprintf("unknown recorded change %q", p.Type)}
+}
+
+func anyMemberObjects(s *scope) bool {
+	for _, m := range s.members {
+		if m.Pod != nil || m.PVC != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// bestSurvivor is the reachable member with the highest raft index: it has
+// the most of the cluster's committed history.
+func bestSurvivor(s *scope) *memberState {
+	var best *memberState
+	for _, m := range s.sortedMembers() {
+		if !m.InEtcd || m.Status == nil || m.Learner {
+			continue
+		}
+		if best == nil || m.Status.RaftIndex > best.Status.RaftIndex {
+			best = m
+		}
+	}
+	return best
+}
+
+// transferee is the healthy voter with the highest raft index, other than
+// from: the best place for leadership to go.
+func transferee(s *scope, from string) *memberState {
+	var best *memberState
+	for _, m := range s.voters() {
+		if m.Name == from || !m.Healthy || m.Status == nil {
+			continue
+		}
+		if best == nil || m.Status.RaftIndex > best.Status.RaftIndex {
+			best = m
+		}
+	}
+	return best
+}
+
+func placementMembers(ms []*memberState) []placement.Member {
+	out := make([]placement.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, placement.Member{Name: m.Name, Zone: m.Zone, Healthy: m.Healthy, Created: m.Created})
+	}
+	return out
+}
+
+func zoneName(z string) string {
+	if z == "" {
+		return "(any)"
+	}
+	return z
+}
+
+func unreachableMessage(s *scope) string {
+	if s.listErr != nil {
+		return "no member answers: " + s.listErr.Error()
+	}
+	return "no member has a running pod"
+}
+
+// quorumLostMessage lists what was lost.
+func quorumLostMessage(s *scope, h health) string {
+	var lost []string
+	for _, m := range s.voters() {
+		if !m.Healthy {
+			reason := assessReason(s, m)
+			lost = append(lost, fmt.Sprintf("%s (%s)", m.Name, reason))
+		}
+	}
+	sort.Strings(lost)
+	return fmt.Sprintf("%d of %d voters are healthy, quorum needs %d; lost: %s", h.healthyVoters, h.voters, etcd.Quorum(h.voters), strings.Join(lost, ", "))
+}
+
+func assessReason(s *scope, m *memberState) string {
+	if r := failureReason(s.cluster, m, time.Time{}, s.now); r != "" {
+		return r
+	}
+	if m.Pod != nil && m.Pod.Status.PodIP == "" {
+		return "its pod is not running"
+	}
+	return "etcd does not answer"
+}

@@ -1,0 +1,375 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/resources"
+)
+
+var now = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func cluster(replicas int32, mutate ...func(*quorumv1alpha1.EtcdCluster)) *quorumv1alpha1.EtcdCluster {
+	c := &quorumv1alpha1.EtcdCluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "main", Namespace: "ns"},
+		Spec: quorumv1alpha1.EtcdClusterSpec{
+			Replicas:      ptr.To(replicas),
+			Version:       "3.6.16",
+			Zones:         quorumv1alpha1.Zones{"a", "b", "c"},
+			FailurePolicy: quorumv1alpha1.FailurePolicy{UnhealthyAfter: &metav1.Duration{Duration: time.Minute}},
+		},
+		Status: quorumv1alpha1.EtcdClusterStatus{ClusterID: "c1"},
+	}
+	for _, m := range mutate {
+		m(c)
+	}
+	return c
+}
+
+// member is a healthy voter with a running pod and a volume in zone.
+func member(name, zone string, id uint64, opts ...func(*memberState)) *memberState {
+	m := &memberState{
+		Name: name, Zone: zone, InEtcd: true, ID: id,
+		Pod:       &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{labelVoter: "true"}}, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1"}},
+		PVC:       &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name + "-data"}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}},
+		NodeReady: true, NodeName: "node-" + zone,
+		Status:  &etcd.Status{MemberID: id, Leader: 1, RaftIndex: 100 + id},
+		Healthy: true, Version: "3.6.16", PodVersion: "3.6.16",
+		Created: now.Add(-time.Duration(10-id) * time.Hour),
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+func leader(m *memberState)    { m.Leader = true }
+func learner(m *memberState)   { m.Learner = true; m.Pod.Labels[labelVoter] = "false" }
+func noPod(m *memberState)     { m.Pod = nil; m.Status = nil; m.Healthy = false }
+func noPVC(m *memberState)     { m.PVC = nil }
+func notInEtcd(m *memberState) { m.InEtcd = false; m.ID = 0 }
+func unhealthy(m *memberState) { m.Healthy = false; m.Status = nil }
+func nodeDown(m *memberState)  { m.NodeReady = false; unhealthy(m) }
+func version(v string) func(*memberState) {
+	return func(m *memberState) { m.PodVersion, m.Version = v, v }
+}
+
+func scopeOf(c *quorumv1alpha1.EtcdCluster, members ...*memberState) *scope {
+	s := &scope{cluster: c, now: now, members: map[string]*memberState{}, listed: true, clusterID: 0xc1,
+		readyZones: map[string]bool{"a": true, "b": true, "c": true}}
+	for _, m := range members {
+		s.members[m.Name] = m
+	}
+	return s
+}
+
+func pending(t quorumv1alpha1.ChangeType, member, zone, reason string) func(*quorumv1alpha1.EtcdCluster) {
+	return func(c *quorumv1alpha1.EtcdCluster) {
+		c.Status.PendingChange = &quorumv1alpha1.MembershipChange{Type: t, Member: member, Zone: zone, Reason: reason}
+	}
+}
+
+func unhealthyInStatus(name string, since time.Time) func(*quorumv1alpha1.EtcdCluster) {
+	return func(c *quorumv1alpha1.EtcdCluster) {
+		c.Status.Members = append(c.Status.Members, quorumv1alpha1.MemberStatus{Name: name, Healthy: false, Since: &metav1.Time{Time: since}})
+	}
+}
+
+func three(opts ...map[string][]func(*memberState)) []*memberState {
+	o := map[string][]func(*memberState){}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return []*memberState{
+		member("m-a", "a", 1, append([]func(*memberState){leader}, o["m-a"]...)...),
+		member("m-b", "b", 2, o["m-b"]...),
+		member("m-c", "c", 3, o["m-c"]...),
+	}
+}
+
+func TestDecide(t *testing.T) {
+	type want struct {
+		kind   actionKind
+		member string
+		zone   string
+		reason string
+		says   string
+	}
+	for _, tc := range []struct {
+		name string
+		s    *scope
+		want want
+	}{
+		{"a new cluster bootstraps in the first zone",
+			func() *scope {
+				s := scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Status.ClusterID = "" }))
+				s.listed = false
+				return s
+			}(),
+			want{kind: actBootstrap, zone: "a", reason: "Bootstrap"}},
+		{"a new cluster with no Ready zone waits",
+			func() *scope {
+				s := scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Status.ClusterID = "" }))
+				s.listed, s.readyZones = false, map[string]bool{}
+				return s
+			}(),
+			want{kind: actWait, reason: "NoReadyZone"}},
+		{"a recorded bootstrap starts its member",
+			func() *scope {
+				s := scopeOf(cluster(3, pending(quorumv1alpha1.ChangeAddMember, "m-a", "a", "Bootstrap")))
+				s.listed = false
+				return s
+			}(),
+			want{kind: actStartMember, member: "m-a", zone: "a"}},
+		{"one voter of three: a learner in the next empty zone",
+			scopeOf(cluster(3), member("m-a", "a", 1, leader)),
+			want{kind: actAddLearner, zone: "b", reason: "ScaleUp"}},
+		{"two voters of three: the learner goes to the last zone",
+			scopeOf(cluster(3), member("m-a", "a", 1, leader), member("m-b", "b", 2)),
+			want{kind: actAddLearner, zone: "c", reason: "ScaleUp"}},
+		{"three to five: the fourth voter goes to the first zone",
+			scopeOf(cluster(5), three()...),
+			want{kind: actAddLearner, zone: "a", reason: "ScaleUp"}},
+		{"a recorded add not yet in etcd is added (restart after recording)",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeAddMember, "m-b", "b", "ScaleUp")), member("m-a", "a", 1, leader)),
+			want{kind: actAddLearner, member: "m-b", zone: "b"}},
+		{"a learner without a pod gets one (restart after MemberAdd)",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeAddMember, "m-b", "b", "ScaleUp")), member("m-a", "a", 1, leader), member("m-b", "b", 2, noPod, noPVC, func(m *memberState) { m.Learner = true })),
+			want{kind: actStartMember, member: "m-b", zone: "b"}},
+		{"a learner with its pod is promoted (restart before promote)",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeAddMember, "m-b", "b", "ScaleUp")), member("m-a", "a", 1, leader), member("m-b", "b", 2, learner)),
+			want{kind: actPromote, member: "m-b"}},
+		{"a promoted member finishes the add",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeAddMember, "m-b", "b", "ScaleUp")), member("m-a", "a", 1, leader), member("m-b", "b", 2)),
+			want{kind: actFinishAdd, member: "m-b"}},
+		{"never a second learner: a stray learner is removed first",
+			scopeOf(cluster(5), append(three(), member("m-x", "a", 4, learner))...),
+			want{kind: actRemoveMember, member: "m-x", reason: "StrayLearner"}},
+		{"five to three: from the zone with the most members, oldest first",
+			scopeOf(cluster(3), append(three(), member("m-a2", "a", 4), member("m-b2", "b", 5))...),
+			want{kind: actMoveLeader, member: "m-a", says: "moving leadership from m-a"}},
+		{"five to three: a follower goes without a leadership move",
+			scopeOf(cluster(3), member("m-a", "a", 1), member("m-b", "b", 2, leader), member("m-c", "c", 3), member("m-a2", "a", 4), member("m-b2", "b", 5)),
+			want{kind: actRemoveMember, member: "m-a", reason: "ScaleDown"}},
+		{"scale-down removes the unhealthy member of the fullest zone first",
+			scopeOf(cluster(3), member("m-a", "a", 1, leader), member("m-b", "b", 2), member("m-c", "c", 3), member("m-a2", "a", 4), member("m-b2", "b", 5, unhealthy)),
+			want{kind: actRemoveMember, member: "m-b2", reason: "ScaleDown"}},
+		{"a recorded removal of the leader moves leadership first",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeRemoveMember, "m-a", "a", "ScaleDown")), append(three(), member("m-a2", "a", 4))...),
+			want{kind: actMoveLeader, member: "m-a"}},
+		{"a recorded removal of a follower removes it",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeRemoveMember, "m-b", "b", "ScaleDown")), append(three(), member("m-a2", "a", 4))...),
+			want{kind: actRemoveMember, member: "m-b"}},
+		{"a recorded removal gone from etcd cleans up (restart after MemberRemove)",
+			scopeOf(cluster(3, pending(quorumv1alpha1.ChangeRemoveMember, "m-x", "b", "ScaleDown")), append(three(), member("m-x", "b", 9, notInEtcd))...),
+			want{kind: actCleanupMember, member: "m-x"}},
+		{"a deleted pod with its volume intact is recreated, no membership change",
+			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {noPod}})...),
+			want{kind: actRecreatePod, member: "m-b", zone: "b"}},
+		{"a deleted pod and volume: the member is replaced",
+			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {noPod, noPVC}})...),
+			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "its pod and its data are gone"}},
+		{"a member on a NotReady node is replaced",
+			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
+			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "its node node-b is NotReady"}},
+		{"with autoReplace off a failed member is only reported",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.FailurePolicy.AutoReplace = ptr.To(false) }), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
+			want{kind: actWait, reason: "AutoReplaceOff"}},
+		{"unhealthy for less than unhealthyAfter: not failed yet",
+			scopeOf(cluster(3, unhealthyInStatus("m-b", now.Add(-30*time.Second))), three(map[string][]func(*memberState){"m-b": {unhealthy}})...),
+			want{kind: actNone}},
+		{"unhealthy for longer than unhealthyAfter: replaced",
+			scopeOf(cluster(3, unhealthyInStatus("m-b", now.Add(-2*time.Minute))), three(map[string][]func(*memberState){"m-b": {unhealthy}})...),
+			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "unhealthy for more than 1m0s"}},
+		{"failed members are repaired zone by zone: zone a first",
+			scopeOf(cluster(5), member("m-a", "a", 1, nodeDown), member("m-b", "b", 2, leader), member("m-c", "c", 3, nodeDown), member("m-a2", "a", 4), member("m-b2", "b", 5)),
+			want{kind: actRemoveMember, member: "m-a", reason: "Replace"}},
+		{"two of three lost: quorum lost, nothing removed (Wait)",
+			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {nodeDown}, "m-c": {nodeDown}, "m-a": {unhealthy}})...),
+			want{kind: actWait, reason: "QuorumLost", says: "0 of 3 voters are healthy, quorum needs 2"}},
+		{"two of three lost with ForceNewCluster: restart from the survivor with the most history",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossForceNewCluster
+			}),
+				member("m-a", "a", 1, func(m *memberState) { m.Healthy = false; m.Status.RaftIndex = 500 }),
+				member("m-b", "b", 2, func(m *memberState) { m.Healthy = false; m.Status.RaftIndex = 700 }),
+				member("m-c", "c", 3, nodeDown)),
+			want{kind: actForceNewCluster, member: "m-b", reason: "QuorumLoss"}},
+		{"no member answers: wait",
+			func() *scope {
+				s := scopeOf(cluster(3), three(map[string][]func(*memberState){"m-a": {notInEtcd}, "m-b": {notInEtcd}, "m-c": {notInEtcd}})...)
+				s.listed = false
+				return s
+			}(),
+			want{kind: actWait, reason: "EtcdUnreachable"}},
+		{"a member's pod deleted during quorum loss is still recreated (not destructive)",
+			func() *scope {
+				s := scopeOf(cluster(3), three(map[string][]func(*memberState){"m-a": {noPod}, "m-b": {unhealthy}, "m-c": {unhealthy}})...)
+				return s
+			}(),
+			want{kind: actRecreatePod, member: "m-a"}},
+		{"objects of a member etcd does not know are deleted",
+			scopeOf(cluster(3), append(three(), member("m-x", "b", 9, notInEtcd))...),
+			want{kind: actDeleteOrphan, member: "m-x"}},
+		{"a voter's pod not labelled as a voter is labelled",
+			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-c": {func(m *memberState) { m.Pod.Labels[labelVoter] = "false" }}})...),
+			want{kind: actLabelVoter, member: "m-c"}},
+		{"a lost zone is back: a learner there restores the spread",
+			scopeOf(cluster(3), member("m-a", "a", 1, leader), member("m-a2", "a", 2), member("m-c", "c", 3)),
+			want{kind: actAddLearner, zone: "b", reason: "Rebalance"}},
+		{"a lost zone still down: nothing to restore",
+			func() *scope {
+				s := scopeOf(cluster(3), member("m-a", "a", 1, leader), member("m-a2", "a", 2), member("m-c", "c", 3))
+				s.readyZones = map[string]bool{"a": true, "c": true}
+				return s
+			}(),
+			want{kind: actNone}},
+		{"healthy and as asked: nothing to do",
+			scopeOf(cluster(3), three()...),
+			want{kind: actNone}},
+		{"an upgrade two minor versions ahead is refused",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.8.0" }), three()...),
+			want{kind: actWait, reason: "UpgradeRefused", says: "2 minor versions ahead of the running 3.6.16"}},
+		{"a downgrade is refused",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.5.21" }), three()...),
+			want{kind: actWait, reason: "UpgradeRefused", says: "downgrades"}},
+		{"an upgrade starts with a preflight of the image",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.7.0" }), three()...),
+			want{kind: actPreflight}},
+		{"an upgrade waits while a member is unhealthy",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.7.0" }, unhealthyInStatus("m-b", now)), three(map[string][]func(*memberState){"m-b": {unhealthy}})...),
+			want{kind: actWait, reason: "UpgradeWaiting"}},
+		{"an image that cannot be pulled refuses the upgrade, no member touched",
+			withPreflight(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.6.99" }), three()...), "3.6.99",
+				corev1.ContainerStatus{Image: "registry.k8s.io/etcd:3.6.99-0", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}}, corev1.PodPending),
+			want{kind: actWait, reason: "VersionUnavailable", says: "version 3.6.99 cannot run, no member was touched"}},
+		{"after a good preflight, followers roll first, in zone order",
+			withPreflight(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.7.0" }), three()...), "3.7.0", corev1.ContainerStatus{}, corev1.PodSucceeded),
+			want{kind: actRestartMember, member: "m-b", reason: "Upgrade"}},
+		{"the leader rolls last, after leadership moves off it",
+			withPreflight(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.7.0" }),
+				member("m-a", "a", 1, leader), member("m-b", "b", 2, version("3.7.0")), member("m-c", "c", 3, version("3.7.0"))), "3.7.0", corev1.ContainerStatus{}, corev1.PodSucceeded),
+			want{kind: actMoveLeader, member: "m-a"}},
+		{"a patch upgrade rolls too",
+			withPreflight(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.6.17" }), three()...), "3.6.17", corev1.ContainerStatus{}, corev1.PodSucceeded),
+			want{kind: actRestartMember, member: "m-b"}},
+		{"an upgrade done: the preflight pod goes",
+			withPreflight(scopeOf(cluster(3), three()...), "3.6.16", corev1.ContainerStatus{}, corev1.PodSucceeded),
+			want{kind: actDeletePreflight}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := decide(tc.s)
+			if got.kind != tc.want.kind {
+				t.Fatalf("decide = %s (%s: %s), want %s", got.kind, got.reason, got.message, tc.want.kind)
+			}
+			if tc.want.member != "" && got.member != tc.want.member {
+				t.Errorf("member = %q, want %q", got.member, tc.want.member)
+			}
+			if tc.want.zone != "" && got.zone != tc.want.zone {
+				t.Errorf("zone = %q, want %q", got.zone, tc.want.zone)
+			}
+			if tc.want.reason != "" && got.reason != tc.want.reason {
+				t.Errorf("reason = %q, want %q (%s)", got.reason, tc.want.reason, got.message)
+			}
+			if tc.want.says != "" && !strings.Contains(got.message, tc.want.says) {
+				t.Errorf("message %q does not say %q", got.message, tc.want.says)
+			}
+		})
+	}
+}
+
+func withPreflight(s *scope, v string, st corev1.ContainerStatus, phase corev1.PodPhase) *scope {
+	s.preflight = &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "main-preflight", Labels: map[string]string{resources.LabelPreflight: v}},
+		Status:     corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{st}},
+	}
+	return s
+}
+
+// TestQuorumGuard: no action leaves fewer healthy voters than the quorum
+// of the membership it produces.
+func TestQuorumGuard(t *testing.T) {
+	// Five voters, two failed and one more unhealthy-but-not-failed: removing
+	// a failed one leaves 2 healthy of 4, below the quorum of 3.
+	s := scopeOf(cluster(5, unhealthyInStatus("m-c", now)),
+		member("m-a", "a", 1, nodeDown), member("m-b", "b", 2, leader), member("m-c", "c", 3, unhealthy),
+		member("m-a2", "a", 4, nodeDown), member("m-b2", "b", 5))
+	got := decide(s)
+	if got.kind == actRemoveMember {
+		t.Fatalf("decide removed %s with only 2 healthy voters of 5", got.member)
+	}
+	if got.kind != actWait || got.reason != "QuorumLost" {
+		t.Fatalf("decide = %s %s: %s; want a wait for quorum", got.kind, got.reason, got.message)
+	}
+
+	// Three voters with one unhealthy: scaling down to 1 would remove a
+	// healthy member while one is unhealthy if the unhealthy one were not
+	// chosen; the unhealthy one goes.
+	s = scopeOf(cluster(1, unhealthyInStatus("m-c", now)), three(map[string][]func(*memberState){"m-c": {unhealthy}})...)
+	got = decide(s)
+	if got.kind != actRemoveMember || got.member != "m-c" {
+		t.Fatalf("decide = %s %s; want the unhealthy m-c removed", got.kind, got.member)
+	}
+
+	// Three voters, one unhealthy (not failed yet), scale 3 to 1: after
+	// the unhealthy one goes, removing a healthy one from 2 would leave 1 of
+	// 1: allowed. But from 3 with 2 unhealthy, nothing may go.
+	s = scopeOf(cluster(1, unhealthyInStatus("m-b", now), unhealthyInStatus("m-c", now)),
+		three(map[string][]func(*memberState){"m-b": {unhealthy}, "m-c": {unhealthy}})...)
+	if got = decide(s); got.kind == actRemoveMember || got.kind == actMoveLeader {
+		t.Fatalf("decide = %s %s with quorum lost", got.kind, got.member)
+	}
+}
+
+func TestVersionStep(t *testing.T) {
+	for _, tc := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"3.6.16", "3.6.16", true},
+		{"3.6.15", "3.6.16", true},
+		{"3.6.16", "3.6.15", true},
+		{"3.6.16", "3.7.0", true},
+		{"3.6.16", "3.8.0", false},
+		{"3.6.16", "3.5.21", false},
+		{"3.6.16", "4.0.0", false},
+		{"3.6.16", "latest", false},
+	} {
+		if err := versionStep(tc.from, tc.to); (err == nil) != tc.ok {
+			t.Errorf("versionStep(%s, %s) = %v, want ok=%v", tc.from, tc.to, err, tc.ok)
+		}
+	}
+}
+
+func TestFailureReason(t *testing.T) {
+	c := cluster(3)
+	for _, tc := range []struct {
+		name  string
+		m     *memberState
+		since time.Time
+		want  string
+	}{
+		{"healthy", member("x", "a", 1), now, ""},
+		{"pod and volume gone", member("x", "a", 1, noPod, noPVC), now, "its pod and its data are gone"},
+		{"volume gone", member("x", "a", 1, noPVC), now, "its volume is gone"},
+		{"volume lost", member("x", "a", 1, func(m *memberState) { m.PVC.Status.Phase = corev1.ClaimLost }), now, "its volume is lost"},
+		{"pod failed", member("x", "a", 1, func(m *memberState) { m.Pod.Status.Phase = corev1.PodFailed }), now, "its pod failed"},
+		{"node NotReady", member("x", "a", 1, nodeDown), now, "its node node-a is NotReady"},
+		{"pod gone, volume kept", member("x", "a", 1, noPod), now, ""},
+		{"unhealthy 30s", member("x", "a", 1, unhealthy), now.Add(-30 * time.Second), ""},
+		{"unhealthy 61s", member("x", "a", 1, unhealthy), now.Add(-61 * time.Second), "etcd has reported it unhealthy for more than 1m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := failureReason(c, tc.m, tc.since, now); got != tc.want {
+				t.Fatalf("failureReason = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,148 @@
+package controllers
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/pki"
+	"quorum.dev/quorum/internal/resources"
+)
+
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	certValidity = 365 * 24 * time.Hour
+)
+
+// autoTLS says whether the operator makes the cluster's certificates.
+func autoTLS(c *quorumv1alpha1.EtcdCluster) bool { return c.Spec.TLS.Auto == nil || *c.Spec.TLS.Auto }
+
+// ensureCA returns the cluster's CA, creating its Secret on first use.
+func (r *EtcdClusterReconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*pki.KeyPair, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.CASecretName(c.Name)}, secret)
+	if err == nil {
+		return pki.ParseKeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	ca, err := pki.NewCA(fmt.Sprintf("etcd-ca %s/%s", c.Namespace, c.Name), caValidity)
+	if err != nil {
+		return nil, err
+	}
+	secret = &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: resources.CASecretName(c.Name), Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: ca.CertPEM, corev1.TLSPrivateKeyKey: ca.KeyPEM},
+	}
+	if err := r.createOwned(ctx, c, secret); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+// ensureClientSecret makes the client certificate the operator (and the
+// control planes and backups that use this cluster) authenticate with.
+func (r *EtcdClusterReconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, ca *pki.KeyPair) error {
+	key := client.ObjectKey{Namespace: c.Namespace, Name: resources.ClientSecretName(c.Name)}
+	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	kp, err := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity})
+	if err != nil {
+		return err
+	}
+	return r.createOwned(ctx, c, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.CertPEM},
+	})
+}
+
+// ensureMemberSecret issues a member's own peer and server certificates,
+// valid for its DNS names only: etcd checks a peer's certificate against
+// the address it connects from by resolving those names.
+func (r *EtcdClusterReconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, member string) error {
+	if !autoTLS(c) {
+		return nil
+	}
+	key := client.ObjectKey{Namespace: c.Namespace, Name: resources.MemberSecretName(member)}
+	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	ca, err := r.ensureCA(ctx, c)
+	if err != nil {
+		return err
+	}
+	host := resources.MemberHost(member, c.Name, c.Namespace)
+	names := []string{host, host + ".cluster.local", member}
+	peer, err := ca.Issue(pki.CertRequest{
+		CommonName: member, DNSNames: names,
+		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		Validity: certValidity,
+	})
+	if err != nil {
+		return err
+	}
+	client := resources.ClientServiceName(c.Name)
+	server, err := ca.Issue(pki.CertRequest{
+		CommonName: member,
+		DNSNames: append(names, client, client+"."+c.Namespace, client+"."+c.Namespace+".svc",
+			client+"."+c.Namespace+".svc.cluster.local", "localhost"),
+		IPs:      []net.IP{net.ParseIP("127.0.0.1")},
+		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		Validity: certValidity,
+	})
+	if err != nil {
+		return err
+	}
+	labels := resources.ClusterLabels(c.Name)
+	labels[resources.LabelMember] = member
+	return r.createOwned(ctx, c, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: labels},
+		Type:       corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			resources.KeyPeerCert: peer.CertPEM, resources.KeyPeerKey: peer.KeyPEM,
+			resources.KeyServerCert: server.CertPEM, resources.KeyServerKey: server.KeyPEM,
+			resources.KeyCA: ca.CertPEM,
+		},
+	})
+}
+
+// clientTLS is the operator's TLS config toward the cluster's members.
+func (r *EtcdClusterReconciler) clientTLS(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*tls.Config, error) {
+	name := resources.ClientSecretName(c.Name)
+	certKey, keyKey := corev1.TLSCertKey, corev1.TLSPrivateKeyKey
+	if !autoTLS(c) {
+		name = c.Spec.TLS.ClientSecretRef.Name
+	}
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, secret); err != nil {
+		return nil, fmt.Errorf("reading the client certificate Secret %s: %w", name, err)
+	}
+	return TLSConfigFromSecret(secret, certKey, keyKey)
+}
+
+// TLSConfigFromSecret builds a client TLS config from a Secret holding a
+// certificate, its key and ca.crt.
+func TLSConfigFromSecret(secret *corev1.Secret, certKey, keyKey string) (*tls.Config, error) {
+	cert, err := tls.X509KeyPair(secret.Data[certKey], secret.Data[keyKey])
+	if err != nil {
+		return nil, fmt.Errorf("the Secret %s holds no usable certificate and key: %w", secret.Name, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(secret.Data[resources.KeyCA]) {
+		return nil, fmt.Errorf("the Secret %s holds no ca.crt", secret.Name)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,38 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics of the EtcdCluster controller, on the manager's /metrics.
+var (
+	membersByRole = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_members",
+		Help: "Members of an EtcdCluster by role (leader, follower, learner).",
+	}, []string{"namespace", "cluster", "role"})
+	healthyMembers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_healthy_members",
+		Help: "Members of an EtcdCluster that answer with no alarm and know a leader.",
+	}, []string{"namespace", "cluster"})
+	membershipChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorum_etcd_membership_changes_total",
+		Help: "Membership changes made, by kind (add_learner, promote, remove).",
+	}, []string{"namespace", "cluster", "change"})
+	replacements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorum_etcd_member_replacements_total",
+		Help: "Failed members replaced by a promoted new member.",
+	}, []string{"namespace", "cluster"})
+	quorumAtRisk = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_quorum_at_risk",
+		Help: "1 while one more failure (or the next action) would lose quorum.",
+	}, []string{"namespace", "cluster"})
+	quorumLost = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_quorum_lost",
+		Help: "1 while fewer than a majority of voters are healthy.",
+	}, []string{"namespace", "cluster"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, quorumAtRisk, quorumLost)
+}

@@ -1,0 +1,186 @@
+// Package etcd is the only code that talks to etcd: members, learners,
+// promotion, removal, leadership moves, member status and (with the backup
+// work) snapshots. Controllers use the Cluster interface, so their decisions
+// can be tested with a fake and their effects against real members.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Member is one member of the raft group as the cluster lists it.
+type Member struct {
+	ID         uint64
+	Name       string // empty for a member added but not started yet
+	PeerURLs   []string
+	ClientURLs []string
+	IsLearner  bool
+}
+
+// Status is one member's own view, from its Maintenance.Status.
+type Status struct {
+	MemberID  uint64
+	Leader    uint64
+	RaftIndex uint64
+	RaftTerm  uint64
+	DBSize    int64
+	Version   string
+	IsLearner bool
+	// Errors are the member's alarms and raft errors; a member with errors
+	// is not healthy.
+	Errors []string
+}
+
+// Cluster is what a controller may ask of one etcd cluster.
+type Cluster interface {
+	// MemberList lists the members, voters and learners, with the cluster ID.
+	MemberList(ctx context.Context) (members []Member, clusterID uint64, err error)
+	// AddLearner adds a non-voting member with peerURL and returns it with
+	// the membership after the change.
+	AddLearner(ctx context.Context, peerURL string) (added Member, members []Member, err error)
+	// Promote makes a learner a voter. etcd refuses while the learner is not
+	// in sync; that refusal is ErrLearnerNotReady.
+	Promote(ctx context.Context, id uint64) error
+	// Remove removes a member. Removing a member that is already gone is
+	// not an error.
+	Remove(ctx context.Context, id uint64) error
+	// MoveLeader hands leadership to the voter transferee; leaderURL is the
+	// current leader's client URL, the only member that can move it.
+	MoveLeader(ctx context.Context, leaderURL string, transferee uint64) error
+	// Status asks one member, by client URL, for its own view.
+	Status(ctx context.Context, clientURL string) (*Status, error)
+	// Close releases the connections.
+	Close() error
+}
+
+// ErrLearnerNotReady is etcd's refusal to promote a learner that has not
+// caught up with the leader yet: retry later, it is not a failure.
+var ErrLearnerNotReady = errors.New("the learner is not yet in sync with the leader")
+
+// Dialer opens a Cluster on a set of client URLs.
+type Dialer func(endpoints []string, tlsConfig *tls.Config) (Cluster, error)
+
+// Dial connects to the members at endpoints with mutual TLS.
+func Dial(endpoints []string, tlsConfig *tls.Config) (Cluster, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints to dial")
+	}
+	c, err := newClient(endpoints, tlsConfig)
+	if err != nil {
+		return nil, err
+	}
+	return &cluster{client: c, tls: tlsConfig}, nil
+}
+
+func newClient(endpoints []string, tlsConfig *tls.Config) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		TLS:                  tlsConfig,
+		DialTimeout:          3 * time.Second,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		// The operator's logs speak for it; the client's own are noise.
+		Logger: zap.NewNop(),
+	})
+}
+
+type cluster struct {
+	client *clientv3.Client
+	tls    *tls.Config
+}
+
+func (c *cluster) MemberList(ctx context.Context) ([]Member, uint64, error) {
+	resp, err := c.client.MemberList(ctx, clientv3.WithSerializable())
+	if err != nil {
+		return nil, 0, err
+	}
+	return convert(resp.Members), resp.Header.ClusterId, nil
+}
+
+func (c *cluster) AddLearner(ctx context.Context, peerURL string) (Member, []Member, error) {
+	resp, err := c.client.MemberAddAsLearner(ctx, []string{peerURL})
+	if err != nil {
+		return Member{}, nil, err
+	}
+	added := convert([]*etcdMember{resp.Member})[0]
+	return added, convert(resp.Members), nil
+}
+
+func (c *cluster) Promote(ctx context.Context, id uint64) error {
+	_, err := c.client.MemberPromote(ctx, id)
+	if err != nil && (errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || strings.Contains(err.Error(), "not in sync")) {
+		return fmt.Errorf("%w: %w", ErrLearnerNotReady, err)
+	}
+	return err
+}
+
+func (c *cluster) Remove(ctx context.Context, id uint64) error {
+	_, err := c.client.MemberRemove(ctx, id)
+	if err != nil && (errors.Is(err, rpctypes.ErrMemberNotFound) || strings.Contains(err.Error(), "member not found")) {
+		return nil
+	}
+	return err
+}
+
+func (c *cluster) MoveLeader(ctx context.Context, leaderURL string, transferee uint64) error {
+	// MoveLeader must reach the leader itself.
+	leader, err := newClient([]string{leaderURL}, c.tls)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = leader.Close() }()
+	_, err = leader.MoveLeader(ctx, transferee)
+	return err
+}
+
+func (c *cluster) Status(ctx context.Context, clientURL string) (*Status, error) {
+	resp, err := c.client.Status(ctx, clientURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Status{
+		MemberID:  resp.Header.MemberId,
+		Leader:    resp.Leader,
+		RaftIndex: resp.RaftIndex,
+		RaftTerm:  resp.RaftTerm,
+		DBSize:    resp.DbSize,
+		Version:   resp.Version,
+		IsLearner: resp.IsLearner,
+		Errors:    resp.Errors,
+	}, nil
+}
+
+func (c *cluster) Close() error { return c.client.Close() }
+
+// Quorum is the number of voters a membership of n voters needs to make
+// progress.
+func Quorum(voters int) int { return voters/2 + 1 }
+
+// FormatID renders a member or cluster ID as etcdctl does.
+func FormatID(id uint64) string { return fmt.Sprintf("%x", id) }
+
+type etcdMember = etcdserverpb.Member
+
+func convert(in []*etcdserverpb.Member) []Member {
+	out := make([]Member, 0, len(in))
+	for _, m := range in {
+		out = append(out, Member{
+			ID:         m.ID,
+			Name:       m.Name,
+			PeerURLs:   append([]string(nil), m.PeerURLs...),
+			ClientURLs: append([]string(nil), m.ClientURLs...),
+			IsLearner:  m.IsLearner,
+		})
+	}
+	return out
+}

@@ -1,0 +1,466 @@
+// Package resources builds the Kubernetes objects Quorum runs its members
+// in: Pods, Services, PVCs and PodDisruptionBudgets. Objects in, objects
+// out: nothing here talks to the API server.
+package resources
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+)
+
+// Labels and annotations on the objects of an EtcdCluster.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelCluster   = "quorum.dev/etcd-cluster"
+	LabelMember    = "quorum.dev/member"
+	LabelZone      = "quorum.dev/zone"
+	// LabelVoter is "true" on the pods of voting members: the
+	// PodDisruptionBudget counts voters only, never a learner.
+	LabelVoter = "quorum.dev/voter"
+	// LabelVersion is the etcd version a member's pod runs.
+	LabelVersion = "quorum.dev/etcd-version"
+	// LabelPreflight marks the pod that checks a version's image before an
+	// upgrade; its value is the version.
+	LabelPreflight = "quorum.dev/preflight"
+	// AnnotationForceNewCluster marks a pod started with --force-new-cluster.
+	AnnotationForceNewCluster = "quorum.dev/force-new-cluster"
+)
+
+// Ports of an etcd member.
+const (
+	ClientPort  = 2379
+	PeerPort    = 2380
+	MetricsPort = 2381
+)
+
+const (
+	dataDir     = "/var/lib/etcd"
+	tlsDir      = "/etc/etcd/tls"
+	runAsUserID = 65532
+)
+
+// DefaultEtcdImage is the image of an etcd version when no image is given.
+func DefaultEtcdImage(version string) string { return "registry.k8s.io/etcd:" + version + "-0" }
+
+// EtcdImage is the image a cluster's members run at version.
+func EtcdImage(c *quorumv1alpha1.EtcdCluster, version string) string {
+	if c.Spec.Image != "" && version == c.Spec.Version {
+		return c.Spec.Image
+	}
+	return DefaultEtcdImage(version)
+}
+
+// PeerServiceName names the headless Service of a cluster's members.
+func PeerServiceName(cluster string) string { return cluster + "-peer" }
+
+// ClientServiceName names the Service clients reach a cluster on.
+func ClientServiceName(cluster string) string { return cluster + "-client" }
+
+// CASecretName names the Secret of a cluster's CA.
+func CASecretName(cluster string) string { return cluster + "-ca" }
+
+// ClientSecretName names the Secret of a cluster's client certificate.
+func ClientSecretName(cluster string) string { return cluster + "-client-tls" }
+
+// MemberSecretName names the Secret of a member's certificates.
+func MemberSecretName(member string) string { return member + "-tls" }
+
+// PVCName names a member's volume claim.
+func PVCName(member string) string { return member + "-data" }
+
+// MemberHost is a member's stable DNS name through the headless Service.
+func MemberHost(member, cluster, namespace string) string {
+	return fmt.Sprintf("%s.%s.%s.svc", member, PeerServiceName(cluster), namespace)
+}
+
+// PeerURL is the URL other members reach a member on.
+func PeerURL(member, cluster, namespace string) string {
+	return fmt.Sprintf("https://%s:%d", MemberHost(member, cluster, namespace), PeerPort)
+}
+
+// ClientURL is the URL clients reach a member on.
+func ClientURL(member, cluster, namespace string) string {
+	return fmt.Sprintf("https://%s:%d", MemberHost(member, cluster, namespace), ClientPort)
+}
+
+// ClusterLabels select every object of a cluster.
+func ClusterLabels(cluster string) map[string]string {
+	return map[string]string{
+		LabelName:      "etcd",
+		LabelManagedBy: "quorum",
+		LabelInstance:  cluster,
+		LabelCluster:   cluster,
+	}
+}
+
+// Selector is the label selector of a cluster's member pods, for /scale.
+func Selector(cluster string) string {
+	labels := ClusterLabels(cluster)
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// MemberPod describes the pod of one member.
+type MemberPod struct {
+	Cluster *quorumv1alpha1.EtcdCluster
+	Member  string
+	Zone    string
+	Version string
+	// InitialCluster is etcd's --initial-cluster: name=peerURL of every
+	// member, this one included. Only read when the data dir is empty.
+	InitialCluster string
+	// NewCluster is true for the first member of a new cluster.
+	NewCluster bool
+	// Voter labels the pod as a voting member (the PDB counts it).
+	Voter bool
+	// ForceNewCluster restarts the member as a one-member cluster with its
+	// data (quorum-loss recovery).
+	ForceNewCluster bool
+}
+
+// Pod builds the member's pod.
+func (p MemberPod) Pod() *corev1.Pod {
+	c := p.Cluster
+	labels := ClusterLabels(c.Name)
+	for k, v := range c.Spec.PodTemplate.Labels {
+		if _, ours := labels[k]; !ours {
+			labels[k] = v
+		}
+	}
+	labels[LabelMember] = p.Member
+	labels[LabelZone] = p.Zone
+	labels[LabelVersion] = p.Version
+	labels[LabelVoter] = fmt.Sprint(p.Voter)
+	annotations := map[string]string{}
+	for k, v := range c.Spec.PodTemplate.Annotations {
+		annotations[k] = v
+	}
+	if p.ForceNewCluster {
+		annotations[AnnotationForceNewCluster] = "true"
+	}
+
+	state := "existing"
+	if p.NewCluster {
+		state = "new"
+	}
+	host := MemberHost(p.Member, c.Name, c.Namespace)
+	args := []string{
+		"--name=" + p.Member,
+		"--data-dir=" + dataDir + "/data",
+		fmt.Sprintf("--listen-client-urls=https://0.0.0.0:%d", ClientPort),
+		fmt.Sprintf("--advertise-client-urls=https://%s:%d", host, ClientPort),
+		fmt.Sprintf("--listen-peer-urls=https://0.0.0.0:%d", PeerPort),
+		fmt.Sprintf("--initial-advertise-peer-urls=https://%s:%d", host, PeerPort),
+		fmt.Sprintf("--listen-metrics-urls=http://0.0.0.0:%d", MetricsPort),
+		"--initial-cluster=" + p.InitialCluster,
+		"--initial-cluster-state=" + state,
+		"--initial-cluster-token=" + string(c.UID),
+		"--client-cert-auth=true",
+		"--trusted-ca-file=" + tlsDir + "/server/ca.crt",
+		"--cert-file=" + tlsDir + "/server/tls.crt",
+		"--key-file=" + tlsDir + "/server/tls.key",
+		"--peer-client-cert-auth=true",
+		"--peer-trusted-ca-file=" + tlsDir + "/peer/ca.crt",
+		"--peer-cert-file=" + tlsDir + "/peer/tls.crt",
+		"--peer-key-file=" + tlsDir + "/peer/tls.key",
+		"--logger=zap", "--log-outputs=stderr",
+	}
+	if p.ForceNewCluster {
+		args = append(args, "--force-new-cluster=true")
+	}
+
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        p.Member,
+			Namespace:   c.Namespace,
+			Labels:      labels,
+			Annotations: annotations,
+		},
+		Spec: corev1.PodSpec{
+			Hostname:  p.Member,
+			Subdomain: PeerServiceName(c.Name),
+			// A member is one process with its own identity: the operator
+			// replaces it, the kubelet only restarts it.
+			RestartPolicy:                 corev1.RestartPolicyAlways,
+			TerminationGracePeriodSeconds: ptr.To[int64](30),
+			EnableServiceLinks:            ptr.To(false),
+			AutomountServiceAccountToken:  ptr.To(false),
+			NodeSelector:                  c.Spec.PodTemplate.NodeSelector,
+			Tolerations:                   c.Spec.PodTemplate.Tolerations,
+			PriorityClassName:             c.Spec.PodTemplate.PriorityClassName,
+			Affinity:                      memberAffinity(c.Name, p.Zone),
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To[int64](runAsUserID),
+				RunAsGroup:     ptr.To[int64](runAsUserID),
+				FSGroup:        ptr.To[int64](runAsUserID),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name:            "etcd",
+				Image:           EtcdImage(c, p.Version),
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"/usr/local/bin/etcd"},
+				Args:            args,
+				Ports: []corev1.ContainerPort{
+					{Name: "client", ContainerPort: ClientPort},
+					{Name: "peer", ContainerPort: PeerPort},
+					{Name: "metrics", ContainerPort: MetricsPort},
+				},
+				// /readyz fails for a learner and without quorum, so the
+				// client Service sends traffic only to serving voters.
+				ReadinessProbe: &corev1.Probe{
+					ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(MetricsPort)}},
+					PeriodSeconds:    2,
+					TimeoutSeconds:   2,
+					FailureThreshold: 2,
+				},
+				// /livez is a local read: a member waiting for its peers is
+				// alive; only a hung process is restarted.
+				LivenessProbe: &corev1.Probe{
+					ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/livez", Port: intstr.FromInt32(MetricsPort)}},
+					InitialDelaySeconds: 30,
+					PeriodSeconds:       10,
+					TimeoutSeconds:      5,
+					FailureThreshold:    8,
+				},
+				Resources: c.Spec.PodTemplate.Resources,
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					ReadOnlyRootFilesystem:   ptr.To(true),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "data", MountPath: dataDir},
+					{Name: "peer-tls", MountPath: tlsDir + "/peer", ReadOnly: true},
+					{Name: "server-tls", MountPath: tlsDir + "/server", ReadOnly: true},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				dataVolume(c, p.Member),
+				secretVolume("peer-tls", peerSecret(c, p.Member)),
+				secretVolume("server-tls", serverSecret(c, p.Member)),
+			},
+		},
+	}
+	return pod
+}
+
+// MemberSecretKeys are the keys of a member's TLS Secret in auto mode.
+const (
+	KeyPeerCert   = "peer.crt"
+	KeyPeerKey    = "peer.key"
+	KeyServerCert = "server.crt"
+	KeyServerKey  = "server.key"
+	KeyCA         = "ca.crt"
+)
+
+// peerSecret and serverSecret say which Secret holds a member's
+// certificates: its own in auto mode, the user's shared ones otherwise.
+func peerSecret(c *quorumv1alpha1.EtcdCluster, member string) secretRef {
+	if c.Spec.TLS.Auto == nil || *c.Spec.TLS.Auto {
+		return secretRef{MemberSecretName(member), KeyPeerCert, KeyPeerKey}
+	}
+	return secretRef{c.Spec.TLS.PeerSecretRef.Name, "tls.crt", "tls.key"}
+}
+
+func serverSecret(c *quorumv1alpha1.EtcdCluster, member string) secretRef {
+	if c.Spec.TLS.Auto == nil || *c.Spec.TLS.Auto {
+		return secretRef{MemberSecretName(member), KeyServerCert, KeyServerKey}
+	}
+	return secretRef{c.Spec.TLS.ServerSecretRef.Name, "tls.crt", "tls.key"}
+}
+
+type secretRef struct{ name, cert, key string }
+
+func secretVolume(name string, s secretRef) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  s.name,
+		DefaultMode: ptr.To[int32](0o440),
+		Items: []corev1.KeyToPath{
+			{Key: s.cert, Path: "tls.crt"},
+			{Key: s.key, Path: "tls.key"},
+			{Key: KeyCA, Path: "ca.crt"},
+		},
+	}}}
+}
+
+func dataVolume(c *quorumv1alpha1.EtcdCluster, member string) corev1.Volume {
+	if c.Spec.Storage.EmptyDir != nil {
+		return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: c.Spec.Storage.EmptyDir.DeepCopy()}}
+	}
+	return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: PVCName(member)},
+	}}
+}
+
+// memberAffinity pins a member to its zone and keeps two members of one
+// cluster off the same node where it can.
+func memberAffinity(cluster, zone string) *corev1.Affinity {
+	a := &corev1.Affinity{
+		PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelCluster: cluster}},
+					TopologyKey:   "kubernetes.io/hostname",
+				},
+			}},
+		},
+	}
+	if zone != "" {
+		a.NodeAffinity = &corev1.NodeAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+				NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+					MatchExpressions: []corev1.NodeSelectorRequirement{{
+						Key: quorumv1alpha1.LabelZone, Operator: corev1.NodeSelectorOpIn, Values: []string{zone},
+					}},
+				}},
+			},
+		}
+	}
+	return a
+}
+
+// MemberPVC builds the member's volume claim.
+func MemberPVC(c *quorumv1alpha1.EtcdCluster, member, zone string) *corev1.PersistentVolumeClaim {
+	labels := ClusterLabels(c.Name)
+	labels[LabelMember] = member
+	labels[LabelZone] = zone
+	size := resource.MustParse("8Gi")
+	if c.Spec.Storage.Size != nil {
+		size = *c.Spec.Storage.Size
+	}
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: PVCName(member), Namespace: c.Namespace, Labels: labels},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: c.Spec.Storage.StorageClassName,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+}
+
+// PeerService is the headless Service that gives every member its DNS
+// name. It publishes members before they are ready: a joining member must
+// reach its peers to become ready at all.
+func PeerService(c *quorumv1alpha1.EtcdCluster) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: PeerServiceName(c.Name), Namespace: c.Namespace, Labels: ClusterLabels(c.Name)},
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			PublishNotReadyAddresses: true,
+			Selector:                 map[string]string{LabelCluster: c.Name},
+			Ports: []corev1.ServicePort{
+				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort)},
+				{Name: "peer", Port: PeerPort, TargetPort: intstr.FromInt32(PeerPort)},
+			},
+		},
+	}
+}
+
+// ClientService is the Service clients use: ready voters only.
+func ClientService(c *quorumv1alpha1.EtcdCluster) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: ClientServiceName(c.Name), Namespace: c.Namespace, Labels: ClusterLabels(c.Name)},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{LabelCluster: c.Name},
+			Ports: []corev1.ServicePort{
+				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort)},
+			},
+		},
+	}
+}
+
+// PodDisruptionBudget keeps quorum through voluntary disruptions (drains):
+// it counts voters only and lets at most the voters a quorum can spare go.
+func PodDisruptionBudget(c *quorumv1alpha1.EtcdCluster) *policyv1.PodDisruptionBudget {
+	voters := int32(3)
+	if c.Spec.Replicas != nil {
+		voters = *c.Spec.Replicas
+	}
+	spare := intstr.FromInt32((voters - 1) / 2)
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: ClusterLabels(c.Name)},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: &spare,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{
+				LabelCluster: c.Name,
+				LabelVoter:   "true",
+			}},
+		},
+	}
+}
+
+// InitialCluster renders etcd's --initial-cluster from name=peerURL pairs,
+// sorted for a stable pod spec.
+func InitialCluster(peers map[string]string) string {
+	names := make([]string, 0, len(peers))
+	for n := range peers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, n+"="+peers[n])
+	}
+	return strings.Join(parts, ",")
+}
+
+// PreflightPodName is the name of the pod that checks a version's image.
+func PreflightPodName(cluster string) string { return cluster + "-preflight" }
+
+// PreflightPod runs `etcd --version` from the image of version: if the image
+// cannot be pulled or is not that version, the upgrade is refused before
+// any member is touched.
+func PreflightPod(c *quorumv1alpha1.EtcdCluster, version string) *corev1.Pod {
+	labels := ClusterLabels(c.Name)
+	labels[LabelPreflight] = version
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: PreflightPodName(c.Name), Namespace: c.Namespace, Labels: labels},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			NodeSelector:                  c.Spec.PodTemplate.NodeSelector,
+			Tolerations:                   c.Spec.PodTemplate.Tolerations,
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To[int64](runAsUserID),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name:            "etcd-version",
+				Image:           EtcdImage(c, version),
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"/usr/local/bin/etcd", "--version"},
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					ReadOnlyRootFilesystem:   ptr.To(true),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}},
+		},
+	}
+}
