@@ -54,7 +54,7 @@ lint: golangci-lint vet ## golangci-lint and go vet.
 
 .PHONY: test-binaries
 test-binaries: ## Build kube-apiserver, etcd and kubectl for envtest (cached).
-	hack/build-binaries.sh kube-apiserver etcd kubectl
+	hack/build-binaries.sh kube-apiserver etcd kubectl versitygw
 
 .PHONY: unit
 unit: manifests generate test-binaries ## Unit and envtest suites against a real kube-apiserver and etcd.
@@ -64,6 +64,11 @@ unit: manifests generate test-binaries ## Unit and envtest suites against a real
 test: unit ## The README's test command: unit and envtest suites, then e2e on a local cluster it starts and always stops.
 	@status=0; $(MAKE) --no-print-directory cluster-up && $(MAKE) --no-print-directory e2e || status=$$?; \
 	$(MAKE) --no-print-directory cluster-down || status=$$((status ? status : 1)); exit $$status
+
+.PHONY: bench
+bench: build ## Snapshot and restore of ~1 GiB: Quorum's backup job against etcdctl and etcdutl.
+	hack/build-binaries.sh etcd etcdctl etcdutl
+	go run ./hack/bench --bin $(K8S_BIN) --manager $(LOCALBIN)/manager
 
 ##@ Local cluster
 

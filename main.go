@@ -3,12 +3,17 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +24,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/controllers"
+	"quorum.dev/quorum/internal/backupjob"
 )
 
 var scheme = runtime.NewScheme()
@@ -29,18 +35,24 @@ func init() {
 }
 
 func main() {
+	// The same image runs backup pods: `manager backup-job snapshot|fetch`.
+	if len(os.Args) > 1 && os.Args[1] == "backup-job" {
+		os.Exit(backupjob.Main(os.Args[2:], os.Stdout))
+	}
 	var (
 		metricsAddr    string
 		probeAddr      string
 		leaderElect    bool
 		leaderElectNS  string
 		namespacesFlag string
+		backupImage    string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", true, "Hold a leader lease so that only one manager acts at a time. Turn off only for a single local process.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader lease; empty means the namespace the manager runs in.")
 	flag.StringVar(&namespacesFlag, "namespaces", "", "Comma-separated namespaces to watch; empty means all namespaces.")
+	flag.StringVar(&backupImage, "backup-image", "", "Image of backup pods; empty means the manager's own image (read from its pod).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -72,12 +84,41 @@ func main() {
 		os.Exit(1)
 	}
 
+	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		log.Error(err, "unable to create a clientset")
+		os.Exit(1)
+	}
+	if backupImage == "" {
+		if backupImage, err = ownImage(context.Background(), clientset); err != nil {
+			log.Error(err, "unable to find the manager's image for backup pods; set --backup-image")
+			os.Exit(1)
+		}
+	}
+	// Backup and restore pods report their result on their last log line.
+	podLogs := func(ctx context.Context, namespace, pod string) (string, error) {
+		tail := int64(20)
+		data, err := clientset.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{TailLines: &tail}).DoRaw(ctx)
+		return string(data), err
+	}
 	if err := (&controllers.EtcdClusterReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("quorum-etcdcluster"),
+		Image:    backupImage,
+		PodLogs:  podLogs,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the EtcdCluster controller")
+		os.Exit(1)
+	}
+	if err := (&controllers.EtcdBackupReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("quorum-etcdbackup"),
+		Image:    backupImage,
+		PodLogs:  podLogs,
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to set up the EtcdBackup controller")
 		os.Exit(1)
 	}
 
@@ -95,6 +136,25 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// ownImage is the image of the pod the manager runs in (POD_NAME and
+// POD_NAMESPACE come from the downward API): backup pods run the same image.
+func ownImage(ctx context.Context, cs kubernetes.Interface) (string, error) {
+	name, ns := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE")
+	if name == "" || ns == "" {
+		return "", fmt.Errorf("POD_NAME and POD_NAMESPACE are not set")
+	}
+	pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == "manager" {
+			return c.Image, nil
+		}
+	}
+	return "", fmt.Errorf("pod %s/%s has no container named manager", ns, name)
 }
 
 // watchedNamespaces parses the --namespaces flag: a comma-separated list,

@@ -35,6 +35,11 @@ type EtcdClusterReconciler struct {
 	Dial etcd.Dialer
 	// Now is the clock; tests set it.
 	Now func() time.Time
+	// Image is the manager's image, which fetches and verifies snapshots
+	// for restores.
+	Image string
+	// PodLogs reads a finished pod's log (restore verification results).
+	PodLogs func(ctx context.Context, namespace, pod string) (string, error)
 }
 
 // Requeue intervals: etcd health is not something Kubernetes watches, so a
@@ -63,7 +68,10 @@ func (r *EtcdClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	persisted := c.Status.DeepCopy()
 
-	if err := r.ensureBase(ctx, c); err != nil {
+	// A cluster built from a snapshot makes nothing until the snapshot
+	// verified.
+	baseDone := restoreWanted(c) && !restoreVerified(c)
+	if err := r.ensureBaseUnless(ctx, c, baseDone); err != nil {
 		var bad *badInputError
 		if errors.As(err, &bad) {
 			return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, c, persisted, nil, action{kind: actWait, reason: bad.reason, message: bad.msg})
@@ -99,6 +107,13 @@ type badInputError struct{ reason, msg string }
 
 func (e *badInputError) Error() string { return e.msg }
 
+func (r *EtcdClusterReconciler) ensureBaseUnless(ctx context.Context, c *quorumv1alpha1.EtcdCluster, skip bool) error {
+	if skip {
+		return nil
+	}
+	return r.ensureBase(ctx, c)
+}
+
 // ensureBase makes the objects every cluster has: the CA and client
 // certificate (or checks the user's), the Services and the disruption budget.
 func (r *EtcdClusterReconciler) ensureBase(ctx context.Context, c *quorumv1alpha1.EtcdCluster) error {
@@ -119,9 +134,6 @@ func (r *EtcdClusterReconciler) ensureBase(ctx context.Context, c *quorumv1alpha
 				return err
 			}
 		}
-	}
-	if c.Spec.Bootstrap != nil && c.Status.ClusterID == "" {
-		return &badInputError{reason: "RestoreUnsupported", msg: "bootstrapping from a backup is not supported by this version of Quorum; nothing was created"}
 	}
 	for _, obj := range []client.Object{resources.PeerService(c), resources.ClientService(c), resources.PodDisruptionBudget(c)} {
 		if err := r.ensureObject(ctx, c, obj); err != nil {

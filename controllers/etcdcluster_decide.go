@@ -34,6 +34,9 @@ const (
 	actLabelVoter      actionKind = "LabelVoter"      // a voter's pod is not labelled as one
 	actPreflight       actionKind = "Preflight"       // check a new version's image before an upgrade
 	actDeletePreflight actionKind = "DeletePreflight" // the upgrade is done
+	actVerifySnapshot  actionKind = "VerifySnapshot"  // fetch and verify the snapshot to restore
+	actRecordVerified  actionKind = "RecordVerified"  // the snapshot verified: record it
+	actResetForRestore actionKind = "ResetForRestore" // quorum lost: delete every member, to restore
 
 	actWait actionKind = "Wait" // nothing safe to do: conditions say why
 )
@@ -169,8 +172,11 @@ func decide(s *scope) action {
 		return continuePending(s, pending)
 	}
 
-	// A new cluster: its first member. Restores come with spec.bootstrap.
+	// A new cluster: its first member, or a snapshot restored.
 	if c.Status.ClusterID == "" && !s.listed && !anyMemberObjects(s) {
+		if restoreWanted(c) {
+			return decideRestore(s)
+		}
 		zone, ok := placement.ZoneForNewMember(c.Spec.Zones, s.readyZones, nil, "")
 		if !ok {
 			return action{kind: actWait, reason: "NoReadyZone", message: fmt.Sprintf("no Ready node in any of the zones %s", strings.Join(c.Spec.Zones, ", "))}
@@ -192,10 +198,22 @@ func decide(s *scope) action {
 	}
 
 	if h.quorumLost() {
-		if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossForceNewCluster {
-			if survivor := bestSurvivor(s); survivor != nil {
-				return action{kind: actForceNewCluster, member: survivor.Name, zone: survivor.Zone, reason: "QuorumLoss",
-					message: fmt.Sprintf("quorum lost; restarting from %s, the survivor with the highest raft index (%d)", survivor.Name, survivor.Status.RaftIndex)}
+		// A loss may be a zone rebooting: the policy acts only once quorum
+		// has been lost for longer than unhealthyAfter.
+		lostFor, _ := quorumLostFor(s)
+		if lostFor >= unhealthyAfter(c) {
+			switch c.Spec.QuorumLossPolicy {
+			case quorumv1alpha1.QuorumLossForceNewCluster:
+				if survivor := bestSurvivor(s); survivor != nil {
+					return action{kind: actForceNewCluster, member: survivor.Name, zone: survivor.Zone, reason: "QuorumLoss",
+						message: fmt.Sprintf("quorum lost; restarting from %s, the survivor with the highest raft index (%d)", survivor.Name, survivor.Status.RaftIndex)}
+				}
+			case quorumv1alpha1.QuorumLossRestoreFromBackup:
+				if b, sn := newestSnapshotOf(s.backups, c.Name); sn != nil {
+					return action{kind: actResetForRestore, member: sn.Name, zone: b.Name, reason: "QuorumLoss",
+						message: fmt.Sprintf("quorum lost for %s; rebuilding from snapshot %s of EtcdBackup %s", lostFor.Round(time.Second), sn.Name, b.Name)}
+				}
+				return action{kind: actWait, reason: "NoSnapshot", message: quorumLostMessage(s, h) + "; no EtcdBackup of this cluster holds a snapshot to restore"}
 			}
 		}
 		return action{kind: actWait, reason: "QuorumLost", message: quorumLostMessage(s, h)}
@@ -301,7 +319,7 @@ func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
 	m := s.members[p.Member]
 	switch p.Type {
 	case quorumv1alpha1.ChangeAddMember:
-		if p.Reason == "Bootstrap" && !s.listed {
+		if (p.Reason == "Bootstrap" || p.Reason == "Restore") && !s.listed {
 			if m == nil || m.Pod == nil {
 				return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
 			}
@@ -311,7 +329,7 @@ func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
 			return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
 		}
 		if m == nil || !m.InEtcd {
-			if p.Reason == "Bootstrap" {
+			if p.Reason == "Bootstrap" || p.Reason == "Restore" {
 				return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
 			}
 			return action{kind: actAddLearner, member: p.Member, zone: p.Zone, reason: p.Reason, message: fmt.Sprintf("adding %s as a learner in zone %s", p.Member, zoneName(p.Zone))}
@@ -340,6 +358,8 @@ func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
 		return action{kind: actRestartMember, member: p.Member, zone: p.Zone, reason: p.Reason, version: s.cluster.Spec.Version}
 	case quorumv1alpha1.ChangeForceNewCluster:
 		return action{kind: actForceNewCluster, member: p.Member, zone: p.Zone, reason: p.Reason}
+	case quorumv1alpha1.ChangeRestoreFromBackup:
+		return action{kind: actResetForRestore, reason: p.Reason}
 	}
 	return action{kind: actWait, reason: "UnknownChange", message: fmt.Sprintf("unknown recorded change %q", p.Type)}
 }

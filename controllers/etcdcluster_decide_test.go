@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/backupjob"
 	"quorum.dev/quorum/internal/etcd"
 	"quorum.dev/quorum/internal/resources"
 )
@@ -194,10 +196,46 @@ func TestDecide(t *testing.T) {
 		{"two of three lost: quorum lost, nothing removed (Wait)",
 			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {nodeDown}, "m-c": {nodeDown}, "m-a": {unhealthy}})...),
 			want{kind: actWait, reason: "QuorumLost", says: "0 of 3 voters are healthy, quorum needs 2"}},
+		{"two of three lost with ForceNewCluster, not for long yet: wait",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossForceNewCluster
+			}, quorumLostSince(now.Add(-10*time.Second))),
+				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, unhealthy), member("m-c", "c", 3, nodeDown)),
+			want{kind: actWait, reason: "QuorumLost"}},
+		{"two of three lost with RestoreFromBackup: rebuild from the newest snapshot of the cluster's backups",
+			withBackups(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
+			}, quorumLostSince(now.Add(-2*time.Minute))),
+				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, nodeDown), member("m-c", "c", 3, nodeDown))),
+			want{kind: actResetForRestore, member: "main-20261121T110000Z.db", zone: "nightly", reason: "QuorumLoss"}},
+		{"RestoreFromBackup with no snapshot: wait and say so",
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
+			}, quorumLostSince(now.Add(-2*time.Minute))),
+				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, nodeDown), member("m-c", "c", 3, nodeDown)),
+			want{kind: actWait, reason: "NoSnapshot"}},
+		{"a restore: the snapshot is verified before anything is made",
+			restoring(nil, &backupjob.Result{}, false),
+			want{kind: actVerifySnapshot}},
+		{"a restore: verification under way",
+			restoring(&corev1.Pod{}, nil, false),
+			want{kind: actWait, reason: "VerifyingSnapshot"}},
+		{"a restore: a snapshot that fails verification is refused, nothing made",
+			restoring(&corev1.Pod{}, &backupjob.Result{Reason: "VerificationFailed", Message: "sha256 mismatch"}, false),
+			want{kind: actWait, reason: "VerificationFailed", says: "nothing was created: sha256 mismatch"}},
+		{"a restore: a verified snapshot is recorded",
+			restoring(&corev1.Pod{}, &backupjob.Result{OK: true}, false),
+			want{kind: actRecordVerified}},
+		{"a restore: once recorded, the first member restores it",
+			restoring(nil, nil, true),
+			want{kind: actBootstrap, zone: "a", reason: "Restore"}},
+		{"a restore from a missing backup waits",
+			func() *scope { s := restoring(nil, nil, false); s.restore.backup = nil; return s }(),
+			want{kind: actWait, reason: "BackupNotFound"}},
 		{"two of three lost with ForceNewCluster: restart from the survivor with the most history",
 			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossForceNewCluster
-			}),
+			}, quorumLostSince(now.Add(-2*time.Minute))),
 				member("m-a", "a", 1, func(m *memberState) { m.Healthy = false; m.Status.RaftIndex = 500 }),
 				member("m-b", "b", 2, func(m *memberState) { m.Healthy = false; m.Status.RaftIndex = 700 }),
 				member("m-c", "c", 3, nodeDown)),
@@ -372,4 +410,45 @@ func TestFailureReason(t *testing.T) {
 			}
 		})
 	}
+}
+
+func quorumLostSince(t time.Time) func(*quorumv1alpha1.EtcdCluster) {
+	return func(c *quorumv1alpha1.EtcdCluster) {
+		c.Status.Conditions = append(c.Status.Conditions, metav1.Condition{Type: quorumv1alpha1.ConditionQuorumLost, Status: metav1.ConditionTrue, LastTransitionTime: metav1.NewTime(t)})
+	}
+}
+
+func backupWith(name, cluster string, hours ...int) quorumv1alpha1.EtcdBackup {
+	b := quorumv1alpha1.EtcdBackup{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: quorumv1alpha1.EtcdBackupSpec{EtcdClusterRef: &quorumv1alpha1.LocalObjectReference{Name: cluster}}}
+	for _, h := range hours {
+		t := time.Date(2026, 11, 21, h, 0, 0, 0, time.UTC)
+		b.Status.Snapshots = append(b.Status.Snapshots, quorumv1alpha1.Snapshot{Name: fmt.Sprintf("%s-%s.db", cluster, t.Format("20060102T150405Z")), TakenAt: metav1.NewTime(t)})
+	}
+	return b
+}
+
+func withBackups(s *scope) *scope {
+	s.backups = []quorumv1alpha1.EtcdBackup{backupWith("hourly", "main", 9, 10), backupWith("nightly", "main", 11, 3), backupWith("other", "other", 12)}
+	return s
+}
+
+// restoring is a new cluster to be built from snapshot "snap" of backup
+// "nightly", with the verify pod and its result as given.
+func restoring(verify *corev1.Pod, result *backupjob.Result, verified bool) *scope {
+	c := cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Status.ClusterID = ""
+		c.Spec.Bootstrap = &quorumv1alpha1.EtcdBootstrap{Restore: &quorumv1alpha1.EtcdRestore{BackupRef: quorumv1alpha1.LocalObjectReference{Name: "nightly"}}}
+		if verified {
+			c.Status.Restore = &quorumv1alpha1.RestoreStatus{Backup: "nightly", Snapshot: "snap", Verified: true}
+		}
+	})
+	s := scopeOf(c)
+	s.listed = false
+	b := backupWith("nightly", "old", 5)
+	s.restore = &restoreObservation{backup: &b, snapshot: &b.Status.Snapshots[0], verifyPod: verify}
+	if result != nil && (result.OK || result.Reason != "") {
+		s.restore.result = result
+	}
+	return s
 }

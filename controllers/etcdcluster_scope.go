@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"sort"
 	"strings"
@@ -71,6 +72,11 @@ type scope struct {
 
 	// persisted is the cluster's status as stored in the API server.
 	persisted *quorumv1alpha1.EtcdClusterStatus
+
+	// restore is observed when the cluster is to be built from a snapshot.
+	restore *restoreObservation
+	// backups are the EtcdBackups of this cluster, for RestoreFromBackup.
+	backups []quorumv1alpha1.EtcdBackup
 }
 
 // observe builds the scope: pods, volumes and nodes from the cache, then the
@@ -102,6 +108,9 @@ func (r *EtcdClusterReconciler) observe(ctx context.Context, c *quorumv1alpha1.E
 		}
 		if p.Labels[resources.LabelPreflight] != "" {
 			s.preflight = p
+			continue
+		}
+		if p.Labels[resources.LabelMember] == "" {
 			continue
 		}
 		m := s.member(p.Labels[resources.LabelMember])
@@ -141,6 +150,35 @@ func (r *EtcdClusterReconciler) observe(ctx context.Context, c *quorumv1alpha1.E
 	}
 
 	r.observeEtcd(ctx, s)
+	if !s.listed {
+		// No member answers: the last membership the status recorded is
+		// the best knowledge, so a member whose pod is gone can still be
+		// brought back from its volume.
+		for _, ms := range c.Status.Members {
+			var id uint64
+			if _, err := fmt.Sscanf(ms.ID, "%x", &id); err != nil || id == 0 {
+				continue
+			}
+			m := s.member(ms.Name)
+			m.InEtcd, m.ID, m.Learner = true, id, ms.Role == quorumv1alpha1.RoleLearner
+			if m.Zone == "" {
+				m.Zone = ms.Zone
+			}
+		}
+	}
+
+	if restoreWanted(c) {
+		if err := r.observeRestore(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossRestoreFromBackup {
+		list := &quorumv1alpha1.EtcdBackupList{}
+		if err := r.List(ctx, list, client.InNamespace(c.Namespace)); err != nil {
+			return nil, err
+		}
+		s.backups = list.Items
+	}
 	return s, nil
 }
 

@@ -50,6 +50,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		Selector:           resources.Selector(c.Name),
 		Version:            prev.Version,
 		PendingChange:      prev.PendingChange,
+		Restore:            prev.Restore,
 	}
 	if s == nil {
 		setCondition(&st, c, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
@@ -59,9 +60,6 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 	if s.listed {
 		st.Replicas = int32(h.voters)
 		st.ReadyReplicas = int32(h.healthyVoters)
-		if st.ClusterID == "" && s.clusterID != 0 && prev.PendingChange == nil {
-			st.ClusterID = etcd.FormatID(s.clusterID)
-		}
 	} else if s.listErr != nil || anyMemberObjects(s) {
 		st.ReadyReplicas = 0
 	}

@@ -89,6 +89,23 @@ func (r *EtcdClusterReconciler) execute(ctx context.Context, s *scope, a action)
 		case "Bootstrap":
 			c.Status.ClusterID = etcd.FormatID(s.clusterID)
 			r.event(c, corev1.EventTypeNormal, "Bootstrapped", fmt.Sprintf("cluster %s bootstrapped with member %s", c.Status.ClusterID, a.member))
+		case "Restore":
+			c.Status.ClusterID = etcd.FormatID(s.clusterID)
+			rs := c.Status.Restore
+			msg := fmt.Sprintf("cluster %s restored from snapshot %s (revision %d, bumped by %d) with member %s",
+				c.Status.ClusterID, rs.Snapshot, rs.Revision, resources.RestoreBumpRevision, a.member)
+			if rs.QuorumLostAt != nil && rs.TakenAt != nil {
+				rs.DataLossWindow = rs.QuorumLostAt.Sub(rs.TakenAt.Time).Round(time.Second).String()
+				msg += fmt.Sprintf("; writes between the snapshot (%s) and the loss of quorum (%s) are lost: a window of %s",
+					rs.TakenAt.UTC().Format(time.RFC3339), rs.QuorumLostAt.UTC().Format(time.RFC3339), rs.DataLossWindow)
+			}
+			r.event(c, corev1.EventTypeNormal, "Restored", msg)
+			// The member's pod restored the snapshot in its init
+			// containers; it is recreated without them, so a restart never
+			// restores again.
+			c.Status.PendingChange = &quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeRestartMember, Member: a.member,
+				Zone: s.members[a.member].Zone, Reason: "RestoreDone", StartedAt: metav1.NewTime(s.now)}
+			return next, nil
 		case "Replace":
 			replacements.WithLabelValues(c.Namespace, c.Name).Inc()
 		}
@@ -166,6 +183,26 @@ func (r *EtcdClusterReconciler) execute(ctx context.Context, s *scope, a action)
 
 	case actDeletePreflight:
 		return next, ctrl.IgnoreNotFound(r.Delete(ctx, s.preflight))
+
+	case actVerifySnapshot:
+		return next, r.createOwned(ctx, c, r.verifyPod(s))
+
+	case actRecordVerified:
+		o := s.restore
+		rs := &quorumv1alpha1.RestoreStatus{Backup: o.backup.Name, Snapshot: o.snapshot.Name, Location: o.snapshot.Location,
+			Revision: o.snapshot.Revision, SHA256: o.snapshot.SHA256, TakenAt: &o.snapshot.TakenAt, Verified: true}
+		if old := c.Status.Restore; old != nil {
+			rs.QuorumLostAt = old.QuorumLostAt
+		}
+		c.Status.Restore = rs
+		if err := r.persist(ctx, s); err != nil {
+			return next, err
+		}
+		r.event(c, corev1.EventTypeNormal, "SnapshotVerified", fmt.Sprintf("snapshot %s (revision %d) fetched from %s and verified", rs.Snapshot, rs.Revision, rs.Location))
+		return next, ctrl.IgnoreNotFound(r.Delete(ctx, o.verifyPod))
+
+	case actResetForRestore:
+		return next, r.resetForRestore(ctx, s, a)
 	}
 	return next, fmt.Errorf("unknown action %s", a.kind)
 }
@@ -204,13 +241,25 @@ func newMemberName(c *quorumv1alpha1.EtcdCluster) string {
 // startMember makes a recorded member's certificates, volume and pod.
 func (r *EtcdClusterReconciler) startMember(ctx context.Context, s *scope, name, zone string) error {
 	c := s.cluster
-	newCluster := c.Status.PendingChange != nil && c.Status.PendingChange.Reason == "Bootstrap" && !s.listed
+	p := c.Status.PendingChange
+	if p != nil && p.Reason == "Restore" && !s.listed {
+		src, err := r.restoreSource(s, name)
+		if err != nil {
+			return err
+		}
+		return r.createPod(ctx, s, name, zone, c.Spec.Version, true, src)
+	}
+	newCluster := p != nil && p.Reason == "Bootstrap" && !s.listed
 	return r.createMemberPod(ctx, s, name, zone, c.Spec.Version, newCluster)
 }
 
 // createMemberPod creates a member's certificates, volume and pod, each
 // only if missing.
 func (r *EtcdClusterReconciler) createMemberPod(ctx context.Context, s *scope, name, zone, version string, newCluster bool) error {
+	return r.createPod(ctx, s, name, zone, version, newCluster, nil)
+}
+
+func (r *EtcdClusterReconciler) createPod(ctx context.Context, s *scope, name, zone, version string, newCluster bool, restore *resources.RestoreSource) error {
 	c := s.cluster
 	if err := r.ensureMemberSecret(ctx, c, name); err != nil {
 		return err
@@ -239,7 +288,7 @@ func (r *EtcdClusterReconciler) createMemberPod(ctx context.Context, s *scope, n
 	}
 	pod := resources.MemberPod{
 		Cluster: c, Member: name, Zone: zone, Version: version,
-		InitialCluster: resources.InitialCluster(peers), NewCluster: newCluster, Voter: voter,
+		InitialCluster: resources.InitialCluster(peers), NewCluster: newCluster, Voter: voter, Restore: restore,
 	}.Pod()
 	return r.createOwned(ctx, c, pod)
 }
@@ -291,22 +340,16 @@ func (r *EtcdClusterReconciler) deleteMemberObjects(ctx context.Context, s *scop
 // its volume and identity: delete, recreate, wait until healthy.
 func (r *EtcdClusterReconciler) restartMember(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
-	m := s.members[a.member]
-	if m == nil {
-		c.Status.PendingChange = nil
-		return nil
-	}
-	if c.Status.PendingChange == nil {
-		if err := r.record(ctx, s, quorumv1alpha1.ChangeRestartMember, a.member, a.zone, a.reason, etcd.FormatID(m.ID)); err != nil {
-			return err
-		}
+	m, err := r.startChange(ctx, s, quorumv1alpha1.ChangeRestartMember, a, a.reason)
+	if m == nil || err != nil {
+		return err
 	}
 	switch {
-	case !m.InEtcd:
+	case s.listed && !m.InEtcd:
 		// The member is gone: nothing to restart.
 		c.Status.PendingChange = nil
 		return nil
-	case m.Pod != nil && m.PodVersion != a.version:
+	case m.Pod != nil && (m.PodVersion != a.version || len(m.Pod.Spec.InitContainers) > 0):
 		if m.Pod.DeletionTimestamp == nil {
 			return ctrl.IgnoreNotFound(r.Delete(ctx, m.Pod))
 		}
@@ -327,16 +370,12 @@ func (r *EtcdClusterReconciler) restartMember(ctx context.Context, s *scope, a a
 // deleted; the cluster grows back one learner at a time.
 func (r *EtcdClusterReconciler) forceNewCluster(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
-	m := s.members[a.member]
-	if m == nil {
-		c.Status.PendingChange = nil
-		return nil
-	}
-	if c.Status.PendingChange == nil {
-		if err := r.record(ctx, s, quorumv1alpha1.ChangeForceNewCluster, a.member, a.zone, "QuorumLoss", etcd.FormatID(m.ID)); err != nil {
-			return err
-		}
+	if c.Status.PendingChange == nil && s.members[a.member] != nil {
 		r.event(c, corev1.EventTypeWarning, "ForceNewCluster", a.message)
+	}
+	m, err := r.startChange(ctx, s, quorumv1alpha1.ChangeForceNewCluster, a, "QuorumLoss")
+	if m == nil || err != nil {
+		return err
 	}
 	p := c.Status.PendingChange
 	forced := m != nil && m.Pod != nil && m.Pod.Annotations[resources.AnnotationForceNewCluster] == "true"
@@ -373,6 +412,24 @@ func (r *EtcdClusterReconciler) forceNewCluster(ctx context.Context, s *scope, a
 	return nil
 }
 
+// startChange records a change of a.member unless one is recorded already,
+// and returns the member; nil when the member is gone, and the change with
+// it.
+func (r *EtcdClusterReconciler) startChange(ctx context.Context, s *scope, t quorumv1alpha1.ChangeType, a action, reason string) (*memberState, error) {
+	c := s.cluster
+	m := s.members[a.member]
+	if m == nil {
+		c.Status.PendingChange = nil
+		return nil, nil
+	}
+	if c.Status.PendingChange == nil {
+		if err := r.record(ctx, s, t, a.member, a.zone, reason, etcd.FormatID(m.ID)); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
 // votersExcept lists the voters other than name.
 func votersExcept(s *scope, name string) []*memberState {
 	var out []*memberState
@@ -396,4 +453,35 @@ func (r *EtcdClusterReconciler) event(c *quorumv1alpha1.EtcdCluster, kind, reaso
 	if r.Recorder != nil {
 		r.Recorder.Eventf(c, nil, kind, reason, reason, "%s", msg)
 	}
+}
+
+// resetForRestore deletes every member after quorum was lost, keeping the
+// cluster's Services and certificates (its identity for clients), and
+// records the snapshot to rebuild from; the bootstrap then restores it.
+func (r *EtcdClusterReconciler) resetForRestore(ctx context.Context, s *scope, a action) error {
+	c := s.cluster
+	if c.Status.PendingChange == nil {
+		_, lostAt := quorumLostFor(s)
+		t := metav1.NewTime(lostAt)
+		c.Status.Restore = &quorumv1alpha1.RestoreStatus{Backup: a.zone, Snapshot: a.member, QuorumLostAt: &t}
+		if err := r.record(ctx, s, quorumv1alpha1.ChangeRestoreFromBackup, "", "", "QuorumLoss", ""); err != nil {
+			return err
+		}
+		r.event(c, corev1.EventTypeWarning, "RestoreFromBackup", a.message)
+	}
+	remaining := false
+	for _, m := range s.sortedMembers() {
+		done, err := r.deleteMemberObjects(ctx, s, m.Name)
+		if err != nil {
+			return err
+		}
+		remaining = remaining || !done
+	}
+	if remaining {
+		return nil
+	}
+	c.Status.ClusterID = ""
+	c.Status.Members = nil
+	c.Status.PendingChange = nil
+	return nil
 }

@@ -32,9 +32,10 @@ echo
 $kubectl -n $ns get pods -o wide
 cat <<EOT
 
-Quorum runs the EtcdCluster "main": three members, one per zone. The
-EtcdBackup and ControlPlane controllers are not built yet: those objects are
-stored and validated by the API server, and their status stays empty.
+Quorum runs the EtcdCluster "main": three members, one per zone; the
+EtcdBackup "main-every-6h" snapshots it to the in-cluster S3 server every six
+hours. The ControlPlane controller is not built yet: that object is stored
+and validated by the API server, and its status stays empty.
 
 Look further:
   export KUBECONFIG=$KUBECONFIG

@@ -16,7 +16,7 @@ const (
 	// Nothing is removed or rebuilt.
 	QuorumLossWait QuorumLossPolicy = "Wait"
 	// QuorumLossRestoreFromBackup rebuilds the cluster from the newest good
-	// snapshot of the EtcdBackup named in spec.bootstrap.restore.
+	// snapshot of the EtcdBackups of this cluster.
 	QuorumLossRestoreFromBackup QuorumLossPolicy = "RestoreFromBackup"
 	// QuorumLossForceNewCluster restarts the cluster from the most up-to-date
 	// surviving member (etcd --force-new-cluster) and grows it back.
@@ -24,7 +24,6 @@ const (
 )
 
 // EtcdClusterSpec is the etcd cluster a user asks for.
-// +kubebuilder:validation:XValidation:rule="self.quorumLossPolicy != 'RestoreFromBackup' || (has(self.bootstrap) && has(self.bootstrap.restore))",message="quorumLossPolicy RestoreFromBackup needs bootstrap.restore.backupRef to name the EtcdBackup to restore from"
 type EtcdClusterSpec struct {
 	// replicas is the number of voting members: 1, 3, 5, 7 or 9. An even
 	// count tolerates no more failures than the odd count below it, so it is
@@ -71,8 +70,11 @@ type EtcdClusterSpec struct {
 	// +optional
 	FailurePolicy FailurePolicy `json:"failurePolicy"`
 
-	// quorumLossPolicy says what happens once a majority of voters is lost.
-	// Wait (the default) never repairs destructively.
+	// quorumLossPolicy says what happens once a majority of voters has been
+	// lost for longer than failurePolicy.unhealthyAfter. Wait (the default)
+	// never repairs destructively; RestoreFromBackup rebuilds from the newest
+	// snapshot of this cluster's EtcdBackups; ForceNewCluster restarts from
+	// the most up-to-date survivor.
 	// +kubebuilder:default=Wait
 	// +optional
 	QuorumLossPolicy QuorumLossPolicy `json:"quorumLossPolicy,omitempty"`
@@ -257,10 +259,13 @@ type EtcdClusterStatus struct {
 	// operator finishes or undoes it instead of guessing.
 	// +optional
 	PendingChange *MembershipChange `json:"pendingChange,omitempty"`
+	// restore says which snapshot the cluster was built from, when it was.
+	// +optional
+	Restore *RestoreStatus `json:"restore,omitempty"`
 }
 
 // ChangeType is the kind of a membership change.
-// +kubebuilder:validation:Enum=AddMember;RemoveMember;RestartMember;ForceNewCluster
+// +kubebuilder:validation:Enum=AddMember;RemoveMember;RestartMember;ForceNewCluster;RestoreFromBackup
 type ChangeType string
 
 const (
@@ -274,7 +279,42 @@ const (
 	// ChangeForceNewCluster restarts the most up-to-date survivor as a new
 	// one-member cluster with the same data and cluster ID.
 	ChangeForceNewCluster ChangeType = "ForceNewCluster"
+	// ChangeRestoreFromBackup deletes every member after quorum loss, so the
+	// cluster is bootstrapped again from the newest snapshot.
+	ChangeRestoreFromBackup ChangeType = "RestoreFromBackup"
 )
+
+// RestoreStatus says which snapshot a cluster was (or is being) built from.
+type RestoreStatus struct {
+	// backup is the EtcdBackup the snapshot belongs to.
+	Backup string `json:"backup"`
+	// snapshot is the snapshot's name.
+	Snapshot string `json:"snapshot"`
+	// location of the snapshot.
+	// +optional
+	Location string `json:"location,omitempty"`
+	// revision of the keyspace in the snapshot; the restored cluster starts
+	// one billion revisions later, so clients' watches and caches see the
+	// restore as newer than anything they knew.
+	// +optional
+	Revision int64 `json:"revision,omitempty"`
+	// sha256 of the snapshot file.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+	// takenAt is when the snapshot was taken.
+	// +optional
+	TakenAt *metav1.Time `json:"takenAt,omitempty"`
+	// verified is true once the snapshot was fetched from its destination
+	// and verified, before any member was created from it.
+	Verified bool `json:"verified"`
+	// quorumLostAt is, for a RestoreFromBackup recovery, when quorum was lost.
+	// +optional
+	QuorumLostAt *metav1.Time `json:"quorumLostAt,omitempty"`
+	// dataLossWindow is, for a RestoreFromBackup recovery, the time between
+	// the snapshot and the loss of quorum: writes made in it are lost.
+	// +optional
+	DataLossWindow string `json:"dataLossWindow,omitempty"`
+}
 
 // MembershipChange is one change to the membership, recorded before it is
 // carried out.

@@ -151,7 +151,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"etcd zero unhealthyAfter", etcdClusterSample, set("0s", "spec", "failurePolicy", "unhealthyAfter"), "spec.failurePolicy.unhealthyAfter", "unhealthyAfter must be a positive duration such as 60s or 2m"},
 		{"etcd malformed unhealthyAfter", etcdClusterSample, set("one minute", "spec", "failurePolicy", "unhealthyAfter"), "spec.failurePolicy.unhealthyAfter", "unhealthyAfter must be a positive duration such as 60s or 2m"},
 		{"etcd unknown quorumLossPolicy", etcdClusterSample, set("Pray", "spec", "quorumLossPolicy"), "spec.quorumLossPolicy", `supported values: "Wait", "RestoreFromBackup", "ForceNewCluster"`},
-		{"etcd RestoreFromBackup without a backup", etcdClusterSample, set("RestoreFromBackup", "spec", "quorumLossPolicy"), "spec", "quorumLossPolicy RestoreFromBackup needs bootstrap.restore.backupRef to name the EtcdBackup to restore from"},
+		{"etcd bootstrap without a backup", etcdClusterSample, set(map[string]any{"restore": map[string]any{}}, "spec", "bootstrap"), "spec.bootstrap.restore.backupRef", "Required value"},
 		{"etcd zero storage size", etcdClusterSample, set("0", "spec", "storage", "size"), "spec.storage.size", "storage.size must be a positive quantity such as 8Gi"},
 		{"etcd emptyDir with a storage class", etcdClusterSample, all(set(map[string]any{}, "spec", "storage", "emptyDir"), set("fast", "spec", "storage", "storageClassName")), "spec.storage", "storage: emptyDir and storageClassName are mutually exclusive"},
 		{"etcd own TLS without secrets", etcdClusterSample, set(false, "spec", "tls", "auto"), "spec.tls", "tls: with auto false, peerSecretRef, serverSecretRef and clientSecretRef are all required"},

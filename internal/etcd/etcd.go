@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -183,4 +184,23 @@ func convert(in []*etcdserverpb.Member) []Member {
 		})
 	}
 	return out
+}
+
+// Snapshot streams the database of the member at clientURL into w through
+// the Maintenance API, without holding it in memory. The stream ends with
+// the sha256 of the database, as etcd sends it; snapshot.Verify checks it.
+// It returns the bytes written and the member's etcd version.
+func Snapshot(ctx context.Context, clientURL string, tlsConfig *tls.Config, w io.Writer) (int64, string, error) {
+	c, err := newClient([]string{clientURL}, tlsConfig)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = c.Close() }()
+	resp, err := c.SnapshotWithVersion(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Snapshot.Close() }()
+	n, err := io.CopyBuffer(w, resp.Snapshot, make([]byte, 1<<20))
+	return n, resp.Version, err
 }

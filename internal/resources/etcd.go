@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -107,17 +108,7 @@ func ClusterLabels(cluster string) map[string]string {
 
 // Selector is the label selector of a cluster's member pods, for /scale.
 func Selector(cluster string) string {
-	labels := ClusterLabels(cluster)
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+"="+labels[k])
-	}
-	return strings.Join(parts, ",")
+	return labels.SelectorFromSet(ClusterLabels(cluster)).String()
 }
 
 // MemberPod describes the pod of one member.
@@ -136,21 +127,37 @@ type MemberPod struct {
 	// ForceNewCluster restarts the member as a one-member cluster with its
 	// data (quorum-loss recovery).
 	ForceNewCluster bool
+	// Restore, for the first member of a restored cluster, fetches a
+	// snapshot and restores it before etcd starts.
+	Restore *RestoreSource
 }
+
+// RestoreSource is the restore step of a member's pod: a container that
+// fetches and verifies the snapshot to /var/lib/etcd/restore/snapshot.db,
+// with the volumes it needs. etcdutl then restores it.
+type RestoreSource struct {
+	Fetch   corev1.Container
+	Volumes []corev1.Volume
+}
+
+// RestoreBumpRevision is how far a restored cluster's revision jumps past
+// the snapshot's: Kubernetes clients cache and watch by revision, and must
+// see the restored state as newer than anything they knew.
+const RestoreBumpRevision = 1000000000
 
 // Pod builds the member's pod.
 func (p MemberPod) Pod() *corev1.Pod {
 	c := p.Cluster
-	labels := ClusterLabels(c.Name)
+	podLabels := ClusterLabels(c.Name)
 	for k, v := range c.Spec.PodTemplate.Labels {
-		if _, ours := labels[k]; !ours {
-			labels[k] = v
+		if _, ours := podLabels[k]; !ours {
+			podLabels[k] = v
 		}
 	}
-	labels[LabelMember] = p.Member
-	labels[LabelZone] = p.Zone
-	labels[LabelVersion] = p.Version
-	labels[LabelVoter] = fmt.Sprint(p.Voter)
+	podLabels[LabelMember] = p.Member
+	podLabels[LabelZone] = p.Zone
+	podLabels[LabelVersion] = p.Version
+	podLabels[LabelVoter] = fmt.Sprint(p.Voter)
 	annotations := map[string]string{}
 	for k, v := range c.Spec.PodTemplate.Annotations {
 		annotations[k] = v
@@ -193,7 +200,7 @@ func (p MemberPod) Pod() *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        p.Member,
 			Namespace:   c.Namespace,
-			Labels:      labels,
+			Labels:      podLabels,
 			Annotations: annotations,
 		},
 		Spec: corev1.PodSpec{
@@ -262,6 +269,30 @@ func (p MemberPod) Pod() *corev1.Pod {
 				secretVolume("server-tls", serverSecret(c, p.Member)),
 			},
 		},
+	}
+	if p.Restore != nil {
+		fetch := p.Restore.Fetch
+		fetch.Name = "fetch-snapshot"
+		fetch.VolumeMounts = append(fetch.VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: dataDir})
+		restore := corev1.Container{
+			Name:            "restore-snapshot",
+			Image:           EtcdImage(c, p.Version),
+			ImagePullPolicy: corev1.PullIfNotPresent,
+			Command:         []string{"/usr/local/bin/etcdutl"},
+			Args: []string{"snapshot", "restore", dataDir + "/restore/snapshot.db",
+				"--data-dir=" + dataDir + "/data",
+				"--name=" + p.Member,
+				"--initial-cluster=" + p.InitialCluster,
+				"--initial-cluster-token=" + string(c.UID),
+				fmt.Sprintf("--initial-advertise-peer-urls=https://%s:%d", host, PeerPort),
+				fmt.Sprintf("--bump-revision=%d", RestoreBumpRevision),
+				"--mark-compacted",
+			},
+			SecurityContext: pod.Spec.Containers[0].SecurityContext,
+			VolumeMounts:    []corev1.VolumeMount{{Name: "data", MountPath: dataDir}},
+		}
+		pod.Spec.InitContainers = []corev1.Container{fetch, restore}
+		pod.Spec.Volumes = append(pod.Spec.Volumes, p.Restore.Volumes...)
 	}
 	return pod
 }
