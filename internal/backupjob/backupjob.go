@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -45,6 +46,9 @@ type Result struct {
 	Total     int             `json:"total"`
 	// Deleted names the snapshots retention removed.
 	Deleted []string `json:"deleted,omitempty"`
+	// HeapBytes is the most heap the job took from the system: its memory
+	// bound, apart from the snapshot file it maps read-only to verify.
+	HeapBytes uint64 `json:"heapBytes,omitempty"`
 }
 
 // ParseResult finds the result line in a pod's log.
@@ -65,6 +69,9 @@ func ParseResult(log string) (*Result, error) {
 // Main runs a backup pod's work and returns its exit code.
 func Main(args []string, stdout io.Writer) int {
 	r := run(args)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.HeapBytes = ms.HeapSys
 	data, _ := json.Marshal(r)
 	_, _ = fmt.Fprintln(stdout, ResultPrefix+string(data))
 	if !r.OK {
@@ -193,14 +200,15 @@ func takeSnapshot(ctx context.Context, o options, store snapshot.Store) Result {
 		return storeFailure(err)
 	}
 	defer func() { _ = os.Remove(spool) }()
-	_, version, err := etcd.Snapshot(ctx, endpoint, tlsConfig, f)
+	digest := snapshot.NewDigest()
+	_, version, err := etcd.Snapshot(ctx, endpoint, tlsConfig, io.MultiWriter(f, digest))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return Result{Reason: "SnapshotFailed", Message: fmt.Sprintf("streaming the snapshot from %s: %v", endpoint, err)}
 	}
-	meta, err := snapshot.Verify(spool)
+	meta, err := snapshot.VerifyDigested(spool, digest)
 	if err != nil {
 		return storeFailure(err)
 	}
@@ -257,15 +265,24 @@ func fetch(ctx context.Context, o options, store snapshot.Store) Result {
 	if err := os.MkdirAll(filepath.Dir(out), 0o750); err != nil {
 		return storeFailure(err)
 	}
-	recorded, err := store.Fetch(ctx, name, out)
+	f, err := os.Create(out)
 	if err != nil {
+		return storeFailure(err)
+	}
+	digest := snapshot.NewDigest()
+	recorded, err := store.Fetch(ctx, name, io.MultiWriter(f, digest))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(out)
 		return storeFailure(err)
 	}
 	want := o.sha256
 	if want == "" {
 		want = recorded.SHA256
 	}
-	got, err := snapshot.Verify(out)
+	got, err := snapshot.VerifyDigested(out, digest)
 	if err == nil && got.SHA256 != want {
 		err = fmt.Errorf("%w: sha256 is %s, the backup recorded %s", snapshot.ErrVerification, got.SHA256, want)
 	}

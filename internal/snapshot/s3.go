@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
@@ -164,13 +165,18 @@ func (s *S3Store) describe(ctx context.Context, name string) (Meta, error) {
 	return meta, nil
 }
 
-// Fetch downloads a snapshot to dst.
-func (s *S3Store) Fetch(ctx context.Context, name, dst string) (Meta, error) {
+// Fetch downloads a snapshot into w.
+func (s *S3Store) Fetch(ctx context.Context, name string, w io.Writer) (Meta, error) {
 	meta, err := s.describe(ctx, name)
 	if err != nil {
 		return Meta{}, fmt.Errorf("%w: %s: %w", ErrNotFound, name, err)
 	}
-	if err := s.client.FGetObject(ctx, s.bucket, s.prefix+name, dst, minio.GetObjectOptions{}); err != nil {
+	obj, err := s.client.GetObject(ctx, s.bucket, s.prefix+name, minio.GetObjectOptions{})
+	if err != nil {
+		return Meta{}, classify(err)
+	}
+	defer func() { _ = obj.Close() }()
+	if _, err := io.CopyBuffer(w, obj, make([]byte, 1<<20)); err != nil {
 		return Meta{}, classify(err)
 	}
 	return meta, nil

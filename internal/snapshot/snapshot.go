@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -42,8 +43,8 @@ type Store interface {
 	Commit(ctx context.Context, spool string, meta Meta) (string, error)
 	// List lists the committed snapshots of a cluster, newest first.
 	List(ctx context.Context, cluster string) ([]Meta, error)
-	// Fetch copies a snapshot to the local file dst.
-	Fetch(ctx context.Context, name, dst string) (Meta, error)
+	// Fetch copies a snapshot into w and returns its description.
+	Fetch(ctx context.Context, name string, w io.Writer) (Meta, error)
 	// Delete removes a snapshot.
 	Delete(ctx context.Context, name string) error
 }

@@ -159,10 +159,7 @@ func TestVolumeStore(t *testing.T) {
 	if len(list) != 3 || !list[0].TakenAt.After(list[2].TakenAt) {
 		t.Fatalf("List = %v; want 3 snapshots newest first", list)
 	}
-	out := filepath.Join(t.TempDir(), "fetched.db")
-	if _, err := store.Fetch(ctx, list[0].Name, out); err != nil {
-		t.Fatal(err)
-	}
+	out := fetchTo(t, store, list[0].Name)
 	if _, err := Verify(out); err != nil {
 		t.Fatalf("the fetched snapshot does not verify: %v", err)
 	}
@@ -245,11 +242,7 @@ func TestS3Store(t *testing.T) {
 	if info.UserMetadata["Quorum-Revision"] != "20" || info.UserMetadata["Quorum-Etcd-Version"] != "3.6.16" {
 		t.Errorf("object metadata %v lacks the revision and etcd version", info.UserMetadata)
 	}
-	out := filepath.Join(t.TempDir(), "fetched.db")
-	if _, err := store.Fetch(ctx, list[1].Name, out); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Verify(out); err != nil {
+	if _, err := Verify(fetchTo(t, store, list[1].Name)); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.Delete(ctx, list[3].Name); err != nil {
@@ -278,4 +271,52 @@ func freePort(t *testing.T) int {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func fetchTo(t *testing.T, store Store, name string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "fetched.db")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := store.Fetch(context.Background(), name, f); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDigest feeds a snapshot to the streaming digest in pieces of every
+// size around the trailer's and compares with the whole-file check.
+func TestDigest(t *testing.T) {
+	path := makeSnapshot(t, t.TempDir(), 50)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Verify(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []int{1, 7, 31, 32, 33, 4096, len(data)} {
+		d := NewDigest()
+		for i := 0; i < len(data); i += chunk {
+			end := i + chunk
+			if end > len(data) {
+				end = len(data)
+			}
+			_, _ = d.Write(data[i:end])
+		}
+		sum, err := d.Check()
+		if err != nil || sum != want.SHA256 || d.Size() != int64(len(data)) {
+			t.Fatalf("chunks of %d: sum %s (%v), size %d; want %s, %d", chunk, sum, err, d.Size(), want.SHA256, len(data))
+		}
+		bad := NewDigest()
+		_, _ = bad.Write(data[:len(data)-1])
+		_, _ = bad.Write([]byte{data[len(data)-1] ^ 1})
+		if _, err := bad.Check(); !errors.Is(err, ErrVerification) {
+			t.Fatalf("a bad trailer passed: %v", err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -13,6 +14,54 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// Digest hashes a snapshot stream as it is written, so no second pass over
+// the file is needed: the sha256 of the whole stream, and of the database
+// it carries (everything but the 32-byte sha256 trailer etcd appends).
+type Digest struct {
+	whole, db hash.Hash
+	tail      [sha256.Size]byte
+	tailLen   int
+	size      int64
+}
+
+// NewDigest starts a digest.
+func NewDigest() *Digest { return &Digest{whole: sha256.New(), db: sha256.New()} }
+
+// Write hashes p; the last 32 bytes seen are held back from the database
+// hash until more data shows they are not the trailer.
+func (d *Digest) Write(p []byte) (int, error) {
+	d.whole.Write(p)
+	d.size += int64(len(p))
+	if len(p) >= sha256.Size {
+		d.db.Write(d.tail[:d.tailLen])
+		d.db.Write(p[:len(p)-sha256.Size])
+		d.tailLen = copy(d.tail[:], p[len(p)-sha256.Size:])
+		return len(p), nil
+	}
+	joined := append(d.tail[:d.tailLen:d.tailLen], p...)
+	if over := len(joined) - sha256.Size; over > 0 {
+		d.db.Write(joined[:over])
+		joined = joined[over:]
+	}
+	d.tailLen = copy(d.tail[:], joined)
+	return len(p), nil
+}
+
+// Check says whether the stream ended with the sha256 of what came before,
+// and returns the sha256 of the whole stream, hex.
+func (d *Digest) Check() (string, error) {
+	if d.size <= sha256.Size {
+		return "", fmt.Errorf("%w: %d bytes is too short to be a snapshot", ErrVerification, d.size)
+	}
+	if !bytes.Equal(d.db.Sum(nil), d.tail[:d.tailLen]) {
+		return "", fmt.Errorf("%w: the sha256 trailer does not match the data (truncated or corrupted)", ErrVerification)
+	}
+	return hex.EncodeToString(d.whole.Sum(nil)), nil
+}
+
+// Size is the number of bytes hashed.
+func (d *Digest) Size() int64 { return d.size }
 
 // Verify checks a snapshot file as etcd's Maintenance.Snapshot streams it:
 // the database followed by the sha256 of the database. It checks that
@@ -23,34 +72,27 @@ func Verify(path string) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
-	defer func() { _ = f.Close() }()
-	st, err := f.Stat()
+	d := NewDigest()
+	_, err = io.CopyBuffer(d, f, make([]byte, 1<<20))
+	_ = f.Close()
 	if err != nil {
 		return Meta{}, err
 	}
-	size := st.Size()
-	if size <= sha256.Size {
-		return Meta{}, fmt.Errorf("%w: %d bytes is too short to be a snapshot", ErrVerification, size)
-	}
+	return VerifyDigested(path, d)
+}
 
-	whole, db := sha256.New(), sha256.New()
-	if _, err := io.Copy(io.MultiWriter(whole, db), io.LimitReader(f, size-sha256.Size)); err != nil {
+// VerifyDigested finishes the verification of a file whose bytes went
+// through d as it was written: the trailer, then the database.
+func VerifyDigested(path string, d *Digest) (Meta, error) {
+	sum, err := d.Check()
+	if err != nil {
 		return Meta{}, err
 	}
-	trailer := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(f, trailer); err != nil {
-		return Meta{}, err
-	}
-	whole.Write(trailer)
-	if !bytes.Equal(db.Sum(nil), trailer) {
-		return Meta{}, fmt.Errorf("%w: the sha256 trailer does not match the data (truncated or corrupted)", ErrVerification)
-	}
-
 	rev, keys, hash, err := inspect(path)
 	if err != nil {
 		return Meta{}, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
-	return Meta{SizeBytes: size, SHA256: hex.EncodeToString(whole.Sum(nil)), Revision: rev, Keys: keys, Hash: hash}, nil
+	return Meta{SizeBytes: d.Size(), SHA256: sum, Revision: rev, Keys: keys, Hash: hash}, nil
 }
 
 // SHA256File is the sha256 of a whole file, hex.

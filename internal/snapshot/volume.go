@@ -97,8 +97,8 @@ func (v *VolumeStore) describe(name string) (Meta, error) {
 	return meta, nil
 }
 
-// Fetch copies a snapshot to dst.
-func (v *VolumeStore) Fetch(_ context.Context, name, dst string) (Meta, error) {
+// Fetch copies a snapshot into w.
+func (v *VolumeStore) Fetch(_ context.Context, name string, w io.Writer) (Meta, error) {
 	meta, err := v.describe(name)
 	if err != nil {
 		return Meta{}, fmt.Errorf("%w: %s: %w", ErrNotFound, name, err)
@@ -108,15 +108,8 @@ func (v *VolumeStore) Fetch(_ context.Context, name, dst string) (Meta, error) {
 		return Meta{}, fmt.Errorf("%w: %s: %w", ErrNotFound, name, err)
 	}
 	defer func() { _ = src.Close() }()
-	out, err := os.Create(dst)
-	if err != nil {
-		return Meta{}, err
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		_ = out.Close()
-		return Meta{}, err
-	}
-	return meta, out.Close()
+	_, err = io.CopyBuffer(w, src, make([]byte, 1<<20))
+	return meta, err
 }
 
 // Delete removes a snapshot and its description.
