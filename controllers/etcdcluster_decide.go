@@ -167,6 +167,15 @@ func decide(s *scope) action {
 	h := assess(s)
 	pending := c.Status.PendingChange
 
+	// A quorum-loss policy supersedes any change in flight: the change
+	// cannot finish without quorum, and the recovery replaces the members
+	// it was about.
+	if pending == nil || (pending.Type != quorumv1alpha1.ChangeForceNewCluster && pending.Type != quorumv1alpha1.ChangeRestoreFromBackup) {
+		if a, ok := quorumLossRecovery(s, h); ok {
+			return a
+		}
+	}
+
 	// A recorded change is finished (or undone) before anything else.
 	if pending != nil {
 		return continuePending(s, pending)
@@ -198,21 +207,8 @@ func decide(s *scope) action {
 	}
 
 	if h.quorumLost() {
-		// A loss may be a zone rebooting: the policy acts only once quorum
-		// has been lost for longer than unhealthyAfter.
-		lostFor, _ := quorumLostFor(s)
-		if lostFor >= unhealthyAfter(c) {
-			switch c.Spec.QuorumLossPolicy {
-			case quorumv1alpha1.QuorumLossForceNewCluster:
-				if survivor := bestSurvivor(s); survivor != nil {
-					return action{kind: actForceNewCluster, member: survivor.Name, zone: survivor.Zone, reason: "QuorumLoss",
-						message: fmt.Sprintf("quorum lost; restarting from %s, the survivor with the highest raft index (%d)", survivor.Name, survivor.Status.RaftIndex)}
-				}
-			case quorumv1alpha1.QuorumLossRestoreFromBackup:
-				if b, sn := newestSnapshotOf(s.backups, c.Name); sn != nil {
-					return action{kind: actResetForRestore, member: sn.Name, zone: b.Name, reason: "QuorumLoss",
-						message: fmt.Sprintf("quorum lost for %s; rebuilding from snapshot %s of EtcdBackup %s", lostFor.Round(time.Second), sn.Name, b.Name)}
-				}
+		if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossRestoreFromBackup {
+			if _, sn := newestSnapshotOf(s.backups, c.Name); sn == nil {
 				return action{kind: actWait, reason: "NoSnapshot", message: quorumLostMessage(s, h) + "; no EtcdBackup of this cluster holds a snapshot to restore"}
 			}
 		}
@@ -312,6 +308,33 @@ func decide(s *scope) action {
 		}
 	}
 	return action{kind: actNone}
+}
+
+// quorumLossRecovery is the action of quorumLossPolicy once quorum has been
+// lost for longer than unhealthyAfter (a loss may be a zone rebooting).
+// It returns false when the policy is Wait or has nothing to act with.
+func quorumLossRecovery(s *scope, h health) (action, bool) {
+	c := s.cluster
+	if !h.quorumLost() || c.Status.ClusterID == "" {
+		return action{}, false
+	}
+	lostFor, _ := quorumLostFor(s)
+	if lostFor < unhealthyAfter(c) {
+		return action{}, false
+	}
+	switch c.Spec.QuorumLossPolicy {
+	case quorumv1alpha1.QuorumLossForceNewCluster:
+		if survivor := bestSurvivor(s); survivor != nil {
+			return action{kind: actForceNewCluster, member: survivor.Name, zone: survivor.Zone, reason: "QuorumLoss",
+				message: fmt.Sprintf("quorum lost; restarting from %s, the survivor with the highest raft index (%d)", survivor.Name, survivor.Status.RaftIndex)}, true
+		}
+	case quorumv1alpha1.QuorumLossRestoreFromBackup:
+		if b, sn := newestSnapshotOf(s.backups, c.Name); sn != nil {
+			return action{kind: actResetForRestore, member: sn.Name, zone: b.Name, reason: "QuorumLoss",
+				message: fmt.Sprintf("quorum lost for %s; rebuilding from snapshot %s of EtcdBackup %s", lostFor.Round(time.Second), sn.Name, b.Name)}, true
+		}
+	}
+	return action{}, false
 }
 
 // continuePending finishes the recorded change, step by step.

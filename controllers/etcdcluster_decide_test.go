@@ -208,6 +208,17 @@ func TestDecide(t *testing.T) {
 			}, quorumLostSince(now.Add(-2*time.Minute))),
 				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, nodeDown), member("m-c", "c", 3, nodeDown))),
 			want{kind: actResetForRestore, member: "main-20261121T110000Z.db", zone: "nightly", reason: "QuorumLoss"}},
+		{"quorum lost in the middle of a replacement: the recovery supersedes it",
+			withBackups(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
+			},
+				quorumLostSince(now.Add(-2*time.Minute)), pending(quorumv1alpha1.ChangeRemoveMember, "m-b", "b", "Replace")),
+				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, noPod, noPVC))),
+			want{kind: actResetForRestore, reason: "QuorumLoss"}},
+		{"quorum lost in the middle of a replacement with Wait: the change waits for quorum",
+			scopeOf(cluster(3, quorumLostSince(now.Add(-2*time.Minute)), pending(quorumv1alpha1.ChangeRemoveMember, "m-b", "b", "Replace")),
+				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, noPod, noPVC)),
+			want{kind: actRemoveMember, member: "m-b"}},
 		{"RestoreFromBackup with no snapshot: wait and say so",
 			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup

@@ -150,10 +150,10 @@ func (r *EtcdClusterReconciler) observe(ctx context.Context, c *quorumv1alpha1.E
 	}
 
 	r.observeEtcd(ctx, s)
-	if !s.listed {
+	if !s.listed && c.Status.ClusterID != "" {
 		// No member answers: the last membership the status recorded is
 		// the best knowledge, so a member whose pod is gone can still be
-		// brought back from its volume.
+		// brought back from its volume. (A cluster being rebuilt has none.)
 		for _, ms := range c.Status.Members {
 			var id uint64
 			if _, err := fmt.Sscanf(ms.ID, "%x", &id); err != nil || id == 0 {

@@ -370,7 +370,7 @@ func (r *EtcdClusterReconciler) restartMember(ctx context.Context, s *scope, a a
 // deleted; the cluster grows back one learner at a time.
 func (r *EtcdClusterReconciler) forceNewCluster(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
-	if c.Status.PendingChange == nil && s.members[a.member] != nil {
+	if p := c.Status.PendingChange; (p == nil || p.Type != quorumv1alpha1.ChangeForceNewCluster) && s.members[a.member] != nil {
 		r.event(c, corev1.EventTypeWarning, "ForceNewCluster", a.message)
 	}
 	m, err := r.startChange(ctx, s, quorumv1alpha1.ChangeForceNewCluster, a, "QuorumLoss")
@@ -422,7 +422,7 @@ func (r *EtcdClusterReconciler) startChange(ctx context.Context, s *scope, t quo
 		c.Status.PendingChange = nil
 		return nil, nil
 	}
-	if c.Status.PendingChange == nil {
+	if p := c.Status.PendingChange; p == nil || p.Type != t {
 		if err := r.record(ctx, s, t, a.member, a.zone, reason, etcd.FormatID(m.ID)); err != nil {
 			return nil, err
 		}
@@ -460,7 +460,7 @@ func (r *EtcdClusterReconciler) event(c *quorumv1alpha1.EtcdCluster, kind, reaso
 // records the snapshot to rebuild from; the bootstrap then restores it.
 func (r *EtcdClusterReconciler) resetForRestore(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
-	if c.Status.PendingChange == nil {
+	if p := c.Status.PendingChange; p == nil || p.Type != quorumv1alpha1.ChangeRestoreFromBackup {
 		_, lostAt := quorumLostFor(s)
 		t := metav1.NewTime(lostAt)
 		c.Status.Restore = &quorumv1alpha1.RestoreStatus{Backup: a.zone, Snapshot: a.member, QuorumLostAt: &t}
