@@ -47,11 +47,7 @@ const clockSkew = 5 * time.Minute
 
 // NewCA makes a self-signed certificate authority.
 func NewCA(commonName string, validity time.Duration) (*KeyPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := newSerial()
+	key, serial, err := newKeyAndSerial()
 	if err != nil {
 		return nil, err
 	}
@@ -81,11 +77,7 @@ func (ca *KeyPair) Issue(req CertRequest) (*KeyPair, error) {
 	if len(req.Usages) == 0 {
 		return nil, errors.New("pki: a certificate needs at least one extended key usage")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := newSerial()
+	key, serial, err := newKeyAndSerial()
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +174,15 @@ func newKeyPair(der []byte, key *ecdsa.PrivateKey) (*KeyPair, error) {
 	}, nil
 }
 
-func newSerial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+// newKeyAndSerial makes the key and random serial of a new certificate.
+func newKeyAndSerial() (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, serial, nil
 }
