@@ -406,8 +406,8 @@ func BackupJobPod(image, namespace, name string, labels map[string]string, etcdC
 				Name: "backup", Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
 				Command: []string{"/manager"}, Args: args, Env: env, VolumeMounts: mounts,
 				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resourceQuantity("50m"), corev1.ResourceMemory: resourceQuantity("64Mi")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resourceQuantity("256Mi")},
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 				},
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
@@ -448,5 +448,3 @@ func (r *EtcdBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("etcdbackup").
 		Complete(r)
 }
-
-func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,13 +71,14 @@ func (r *EtcdClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	// A cluster built from a snapshot makes nothing until the snapshot
 	// verified.
-	baseDone := restoreWanted(c) && !restoreVerified(c)
-	if err := r.ensureBaseUnless(ctx, c, baseDone); err != nil {
-		var bad *badInputError
-		if errors.As(err, &bad) {
-			return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, c, persisted, nil, action{kind: actWait, reason: bad.reason, message: bad.msg})
+	if !restoreWanted(c) || restoreVerified(c) {
+		if err := r.ensureBase(ctx, c); err != nil {
+			var bad *badInputError
+			if errors.As(err, &bad) {
+				return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, c, persisted, nil, action{kind: actWait, reason: bad.reason, message: bad.msg})
+			}
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, err
 	}
 	s, err := r.observe(ctx, c)
 	if err != nil {
@@ -106,13 +108,6 @@ func (r *EtcdClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 type badInputError struct{ reason, msg string }
 
 func (e *badInputError) Error() string { return e.msg }
-
-func (r *EtcdClusterReconciler) ensureBaseUnless(ctx context.Context, c *quorumv1alpha1.EtcdCluster, skip bool) error {
-	if skip {
-		return nil
-	}
-	return r.ensureBase(ctx, c)
-}
 
 // ensureBase makes the objects every cluster has: the CA and client
 // certificate (or checks the user's), the Services and the disruption budget.
@@ -158,7 +153,7 @@ func (r *EtcdClusterReconciler) ensureObject(ctx context.Context, owner client.O
 	switch w := want.(type) {
 	case *corev1.Service:
 		e := existing.(*corev1.Service)
-		if !servicePortsEqual(e.Spec.Ports, w.Spec.Ports) || !mapsEqual(e.Spec.Selector, w.Spec.Selector) || e.Spec.PublishNotReadyAddresses != w.Spec.PublishNotReadyAddresses {
+		if !servicePortsEqual(e.Spec.Ports, w.Spec.Ports) || !maps.Equal(e.Spec.Selector, w.Spec.Selector) || e.Spec.PublishNotReadyAddresses != w.Spec.PublishNotReadyAddresses {
 			e.Spec.Ports, e.Spec.Selector, e.Spec.PublishNotReadyAddresses = w.Spec.Ports, w.Spec.Selector, w.Spec.PublishNotReadyAddresses
 			changed = true
 		}
@@ -181,18 +176,6 @@ func servicePortsEqual(a, b []corev1.ServicePort) bool {
 	}
 	for i := range a {
 		if a[i].Name != b[i].Name || a[i].Port != b[i].Port || a[i].TargetPort != b[i].TargetPort {
-			return false
-		}
-	}
-	return true
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
 			return false
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/backupjob"
+	"quorum.dev/quorum/internal/placement"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -108,7 +109,7 @@ func (r *EtcdClusterReconciler) observeRestore(ctx context.Context, s *scope) er
 func decideRestore(s *scope) action {
 	c, o := s.cluster, s.restore
 	if restoreVerified(c) {
-		zone, ok := firstZone(s)
+		zone, ok := placement.ZoneForNewMember(c.Spec.Zones, s.readyZones, nil, "")
 		if o != nil && o.zone != "" {
 			zone, ok = o.zone, s.readyZones[o.zone]
 		}
@@ -134,18 +135,6 @@ func decideRestore(s *scope) action {
 		return action{kind: actVerifySnapshot, message: fmt.Sprintf("fetching and verifying snapshot %s", o.snapshot.Name)}
 	}
 	return action{kind: actWait, reason: "VerifyingSnapshot", message: fmt.Sprintf("fetching and verifying snapshot %s", o.snapshot.Name)}
-}
-
-func firstZone(s *scope) (string, bool) {
-	if len(s.cluster.Spec.Zones) == 0 {
-		return "", true
-	}
-	for _, z := range s.cluster.Spec.Zones {
-		if s.readyZones[z] {
-			return z, true
-		}
-	}
-	return "", false
 }
 
 // quorumLostFor is how long the stored QuorumLost condition has been true.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -118,7 +119,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 			}
 		}
 		for name, why := range h.failed {
-			if !contains(h.unhealthy, name) {
+			if !slices.Contains(h.unhealthy, name) {
 				parts = append(parts, fmt.Sprintf("%s: %s", name, why))
 			}
 		}
@@ -278,13 +279,4 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

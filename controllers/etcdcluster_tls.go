@@ -121,28 +121,14 @@ func (r *EtcdClusterReconciler) ensureMemberSecret(ctx context.Context, c *quoru
 
 // clientTLS is the operator's TLS config toward the cluster's members.
 func (r *EtcdClusterReconciler) clientTLS(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*tls.Config, error) {
-	name := resources.ClientSecretName(c.Name)
-	certKey, keyKey := corev1.TLSCertKey, corev1.TLSPrivateKeyKey
-	if !autoTLS(c) {
-		name = c.Spec.TLS.ClientSecretRef.Name
-	}
+	name := clientSecretOf(c)
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, secret); err != nil {
 		return nil, fmt.Errorf("reading the client certificate Secret %s: %w", name, err)
 	}
-	return TLSConfigFromSecret(secret, certKey, keyKey)
-}
-
-// TLSConfigFromSecret builds a client TLS config from a Secret holding a
-// certificate, its key and ca.crt.
-func TLSConfigFromSecret(secret *corev1.Secret, certKey, keyKey string) (*tls.Config, error) {
-	cert, err := tls.X509KeyPair(secret.Data[certKey], secret.Data[keyKey])
+	cfg, err := pki.ClientTLSConfig(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], secret.Data[resources.KeyCA])
 	if err != nil {
-		return nil, fmt.Errorf("the Secret %s holds no usable certificate and key: %w", secret.Name, err)
+		return nil, fmt.Errorf("the Secret %s: %w", name, err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(secret.Data[resources.KeyCA]) {
-		return nil, fmt.Errorf("the Secret %s holds no ca.crt", secret.Name)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return cfg, nil
 }

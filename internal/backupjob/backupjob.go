@@ -10,7 +10,6 @@ package backupjob
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/snapshot"
 )
 
@@ -347,17 +347,17 @@ func loadTLS(dir string) (*tls.Config, error) {
 		// Plain HTTP endpoints (benchmarks on loopback).
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	var pems [3][]byte
+	for i, f := range []string{"tls.crt", "tls.key", "ca.crt"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return nil, fmt.Errorf("the etcd client certificate: %w", err)
+		}
+		pems[i] = data
+	}
+	cfg, err := pki.ClientTLSConfig(pems[0], pems[1], pems[2])
 	if err != nil {
 		return nil, fmt.Errorf("the etcd client certificate: %w", err)
 	}
-	ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, errors.New("the etcd client Secret holds no ca.crt")
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return cfg, nil
 }

@@ -113,7 +113,7 @@ func (c *cluster) AddLearner(ctx context.Context, peerURL string) (Member, []Mem
 	if err != nil {
 		return Member{}, nil, err
 	}
-	added := convert([]*etcdMember{resp.Member})[0]
+	added := convert([]*etcdserverpb.Member{resp.Member})[0]
 	return added, convert(resp.Members), nil
 }
 
@@ -169,8 +169,6 @@ func Quorum(voters int) int { return voters/2 + 1 }
 
 // FormatID renders a member or cluster ID as etcdctl does.
 func FormatID(id uint64) string { return fmt.Sprintf("%x", id) }
-
-type etcdMember = etcdserverpb.Member
 
 func convert(in []*etcdserverpb.Member) []Member {
 	out := make([]Member, 0, len(in))

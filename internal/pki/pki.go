@@ -11,6 +11,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -185,4 +186,18 @@ func newKeyAndSerial() (*ecdsa.PrivateKey, *big.Int, error) {
 		return nil, nil, err
 	}
 	return key, serial, nil
+}
+
+// ClientTLSConfig is a TLS client config authenticating with a certificate
+// and its key, trusting only the CA bundle caPEM.
+func ClientTLSConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("no usable client certificate and key: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("no CA certificate (ca.crt)")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

@@ -4,6 +4,7 @@
 package placement
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -38,7 +39,7 @@ func ZoneForNewMember(zones []string, ready map[string]bool, members []Member, p
 	if len(zones) == 0 {
 		return "", true
 	}
-	if preferred != "" && ready[preferred] && contains(zones, preferred) {
+	if preferred != "" && ready[preferred] && slices.Contains(zones, preferred) {
 		return preferred, true
 	}
 	n := counts(zones, members)
@@ -66,7 +67,7 @@ func MemberToRemove(zones []string, members []Member) (Member, bool) {
 	sorted := append([]Member(nil), members...)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
-		if ao, bo := !contains(zones, a.Zone) && len(zones) > 0, !contains(zones, b.Zone) && len(zones) > 0; ao != bo {
+		if ao, bo := !slices.Contains(zones, a.Zone) && len(zones) > 0, !slices.Contains(zones, b.Zone) && len(zones) > 0; ao != bo {
 			return ao
 		}
 		if n[a.Zone] != n[b.Zone] {
@@ -141,7 +142,7 @@ func ZoneToRestore(zones []string, ready map[string]bool, members []Member) (str
 	// move back into an asked zone.
 	if !found {
 		for _, m := range members {
-			if !contains(zones, m.Zone) {
+			if !slices.Contains(zones, m.Zone) {
 				return ZoneForNewMember(zones, ready, members, "")
 			}
 		}
@@ -165,13 +166,4 @@ func Skew(zones []string, members []Member) int {
 		}
 	}
 	return hi - lo
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

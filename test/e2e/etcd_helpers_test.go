@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
-	"quorum.dev/quorum/controllers"
+	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -151,7 +151,7 @@ func etcdClientFor(t *testing.T, ns, name string, endpoints ...string) *clientv3
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsConfig, err := controllers.TLSConfigFromSecret(secret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+	tlsConfig, err := pki.ClientTLSConfig(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], secret.Data[resources.KeyCA])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func (c *Cluster) Down() error {
 		}
 		_ = os.Remove(c.Kubeconfig())
 	}
-	return errorsJoin(errs)
+	return errors.Join(errs...)
 }
 
 // daemonNames lists every daemon of the cluster, in start order.

@@ -8,10 +8,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,7 +152,7 @@ func (c *Cluster) buildLocalBinaries() error {
 func (s imageSpec) inputKey() (string, error) {
 	h := sha256.New()
 	_, _ = fmt.Fprintf(h, "%s|%v|%v|%s|v2\n", s.ref, s.entrypoint, s.cmd, s.user)
-	for _, p := range sortedKeys(s.files) {
+	for _, p := range slices.Sorted(maps.Keys(s.files)) {
 		f, err := os.Open(s.files[p])
 		if err != nil {
 			return "", fmt.Errorf("image %s needs %s: %w", s.ref, s.files[p], err)
@@ -163,7 +164,7 @@ func (s imageSpec) inputKey() (string, error) {
 			return "", err
 		}
 	}
-	for _, p := range sortedKeys(s.symlinks) {
+	for _, p := range slices.Sorted(maps.Keys(s.symlinks)) {
 		_, _ = fmt.Fprintf(h, "%s -> %s\n", p, s.symlinks[p])
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -246,7 +247,7 @@ func (s imageSpec) layer() (v1.Layer, error) {
 	if err := addFile("/etc/group", []byte("root:x:0:\nnonroot:x:65532:\n"), 0o644); err != nil {
 		return nil, err
 	}
-	for _, p := range sortedKeys(s.files) {
+	for _, p := range slices.Sorted(maps.Keys(s.files)) {
 		data, err := os.ReadFile(s.files[p])
 		if err != nil {
 			return nil, err
@@ -255,7 +256,7 @@ func (s imageSpec) layer() (v1.Layer, error) {
 			return nil, err
 		}
 	}
-	for _, p := range sortedKeys(s.symlinks) {
+	for _, p := range slices.Sorted(maps.Keys(s.symlinks)) {
 		if err := addParents(p); err != nil {
 			return nil, err
 		}
@@ -270,15 +271,6 @@ func (s imageSpec) layer() (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}, tarball.WithCompressionLevel(gzip.BestSpeed))
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // BuildImagesAndImport rebuilds the images whose inputs changed (Quorum's

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -132,7 +133,7 @@ func (c *Cluster) networkDown() error {
 			}
 		}
 	}
-	return errorsJoin(errs)
+	return errors.Join(errs...)
 }
 
 func allNodeNetnses() []string {

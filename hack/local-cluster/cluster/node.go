@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -257,7 +258,7 @@ func (c *Cluster) removeCgroupRoot(n Node) error {
 			}
 		}
 	}
-	return errorsJoin(errs)
+	return errors.Join(errs...)
 }
 
 // cgroupPIDs lists every process in the node's cgroups: the node's
@@ -378,7 +379,7 @@ func (c *Cluster) unmountUnder(dir string) error {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
 		}
 	}
-	return errorsJoin(errs)
+	return errors.Join(errs...)
 }
 
 // unescapeMount undoes the octal escapes of /proc/self/mountinfo.

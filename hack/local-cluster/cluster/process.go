@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -167,7 +166,3 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 	}
 	return os.WriteFile(path, data, mode)
 }
-
-// errorsJoin joins the non-nil errors of a teardown, which goes on after a
-// failed step so that as much as possible is cleaned up.
-func errorsJoin(errs []error) error { return errors.Join(errs...) }
