@@ -278,7 +278,15 @@ func destinationString(b *quorumv1alpha1.EtcdBackup) string {
 // collect reads a finished backup pod's result into the status, then
 // deletes the pod.
 func (r *EtcdBackupReconciler) collect(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, p *corev1.Pod) error {
+	if p.DeletionTimestamp != nil {
+		return nil
+	}
 	logText, err := r.PodLogs(ctx, p.Namespace, p.Name)
+	if apierrors.IsNotFound(err) {
+		// The cache still lists a pod an earlier pass collected and
+		// deleted: its result is already in the status.
+		return nil
+	}
 	var res *backupjob.Result
 	if err == nil {
 		res, err = backupjob.ParseResult(logText)
