@@ -6,7 +6,10 @@
 #
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet
 # kube-proxy kubectl etcd etcdctl etcdutl, and the local cluster's add-ons
-# coredns versitygw local-path-provisioner. Default: what envtest needs.
+# coredns versitygw local-path-provisioner, and previous-control-plane: the
+# v1.35.4 kube-apiserver, controller-manager and scheduler (into
+# bin/k8s/v1.35.4) that the ControlPlane upgrade test starts from. Default:
+# what envtest needs.
 # A binary already built for the pinned version is skipped. Compilation is
 # cached by the Go build cache, so a fresh clone on a warm machine only links.
 set -euo pipefail
@@ -14,22 +17,24 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${QUORUM_BIN_DIR:-$root/bin/k8s}
 k8s_version=v1.36.3
+k8s_previous_version=v1.35.4
 etcd_version=v3.6.16
 mkdir -p "$out"
 
 components=("$@")
 [ ${#components[@]} -gt 0 ] || components=(kube-apiserver etcd kubectl)
 
-build() { # name module-dir package version ldflags
-	local name=$1 dir=$2 pkg=$3 version=$4 ldflags=$5
-	local stamp="$out/.$name.version"
-	if [ -x "$out/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
+build() { # name module-dir package version ldflags [output-dir]
+	local name=$1 dir=$2 pkg=$3 version=$4 ldflags=$5 dest=${6:-$out}
+	local stamp="$dest/.$name.version"
+	if [ -x "$dest/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
 		return
 	fi
 	echo "building $name $version" >&2
 	local start=$SECONDS
-	(cd "$root/hack/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
-	mv "$out/$name.tmp" "$out/$name"
+	mkdir -p "$dest"
+	(cd "$root/hack/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dest/$name.tmp" "$pkg")
+	mv "$dest/$name.tmp" "$dest/$name"
 	echo "$version" >"$stamp"
 	echo "built $name in $((SECONDS - start))s" >&2
 }
@@ -47,13 +52,22 @@ install() { # name module@version: a plain `go install` of a published command
 	echo "built $name in $((SECONDS - start))s" >&2
 }
 
-k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean"
-k8s_ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=36"
+ldflags_for() { # version: the version stamps kubectl version and /version report
+	local v=$1 minor
+	minor=$(echo "$v" | cut -d. -f2)
+	echo "-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
+		"-X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+}
+k8s_ldflags=$(ldflags_for "$k8s_version")
 
 for c in "${components[@]}"; do
 	case $c in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl)
 		build "$c" kubernetes "k8s.io/kubernetes/cmd/$c" "$k8s_version" "$k8s_ldflags" ;;
+	previous-control-plane)
+		for b in kube-apiserver kube-controller-manager kube-scheduler; do
+			build "$b" kubernetes-previous "k8s.io/kubernetes/cmd/$b" "$k8s_previous_version" "$(ldflags_for "$k8s_previous_version")" "$out/$k8s_previous_version"
+		done ;;
 	etcd) build etcd etcd go.etcd.io/etcd/server/v3 "$etcd_version" "" ;;
 	etcdctl | etcdutl) build "$c" etcd "go.etcd.io/etcd/$c/v3" "$etcd_version" "" ;;
 	coredns) install coredns github.com/coredns/coredns@v1.15.0 ;;

@@ -45,6 +45,13 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 			cmd:   []string{"/usr/local/bin/" + component},
 		}
 	}
+	previous := func(component string) imageSpec {
+		return imageSpec{
+			ref:   "registry.k8s.io/" + component + ":" + PreviousKubernetesVersion,
+			files: map[string]string{"/usr/local/bin/" + component: filepath.Join(c.Bin, PreviousKubernetesVersion, component)},
+			cmd:   []string{"/usr/local/bin/" + component},
+		}
+	}
 	busybox, err := busyboxLinks()
 	if err != nil {
 		return nil, err
@@ -61,6 +68,7 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 			cmd: []string{"/usr/local/bin/etcd"},
 		},
 		k8s("kube-apiserver"), k8s("kube-controller-manager"), k8s("kube-scheduler"),
+		previous("kube-apiserver"), previous("kube-controller-manager"), previous("kube-scheduler"),
 		{ref: "registry.k8s.io/coredns/coredns:" + CoreDNSVersion, files: map[string]string{"/coredns": bin("coredns")}, entrypoint: []string{"/coredns"}},
 		{ref: VersityImage, files: map[string]string{"/usr/local/bin/versitygw": bin("versitygw")}, entrypoint: []string{"/usr/local/bin/versitygw"}},
 		{ref: LocalPathImage, files: map[string]string{"/usr/bin/local-path-provisioner": bin("local-path-provisioner")}, entrypoint: []string{"/usr/bin/local-path-provisioner"}},

@@ -41,6 +41,12 @@ func (c *Cluster) networkUp() error {
 			return err
 		}
 	}
+	// The host reaches Service IPs through the first node's kube-proxy
+	// (which masquerades them), so a hosted control plane's endpoint
+	// Service answers kubectl on the host.
+	if err := ensureRoute("", serviceCIDR, "via", Nodes[0].IP); err != nil {
+		return err
+	}
 	// Every namespace and the host reach every node's pod subnet through that
 	// node's address on the bridge.
 	for _, dst := range Nodes {
@@ -112,9 +118,9 @@ func ensureRoute(netns, dst string, via ...string) error {
 // networkDown removes the routes, namespaces and bridge networkUp made.
 func (c *Cluster) networkDown() error {
 	var errs []error
-	for _, n := range Nodes {
-		if out, err := run("ip", "route", "show", n.PodCIDR); err == nil && strings.Contains(out, n.PodCIDR) {
-			if _, err := run("ip", "route", "del", n.PodCIDR); err != nil {
+	for _, dst := range append([]string{serviceCIDR}, podCIDRs()...) {
+		if out, err := run("ip", "route", "show", dst); err == nil && strings.Contains(out, dst) {
+			if _, err := run("ip", "route", "del", dst); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -174,3 +180,11 @@ func (c *Cluster) HealNode(name string) error {
 }
 
 func (n Node) String() string { return fmt.Sprintf("%s (%s, %s)", n.Name, n.Zone, n.IP) }
+
+func podCIDRs() []string {
+	var out []string
+	for _, n := range Nodes {
+		out = append(out, n.PodCIDR)
+	}
+	return out
+}

@@ -25,6 +25,7 @@ var manifests embed.FS
 var components = []string{
 	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl",
 	"etcd", "etcdctl", "etcdutl", "coredns", "versitygw", "local-path-provisioner",
+	"previous-control-plane",
 }
 
 // Timings of the last Up, for the closing report.
