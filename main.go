@@ -111,6 +111,14 @@ func main() {
 		log.Error(err, "unable to set up the EtcdCluster controller")
 		os.Exit(1)
 	}
+	if err := (&controllers.ControlPlaneReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("quorum-controlplane"),
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to set up the ControlPlane controller")
+		os.Exit(1)
+	}
 	if err := (&controllers.EtcdBackupReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),

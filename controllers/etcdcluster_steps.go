@@ -290,6 +290,13 @@ func (r *EtcdClusterReconciler) createPod(ctx context.Context, s *scope, name, z
 		Cluster: c, Member: name, Zone: zone, Version: version,
 		InitialCluster: resources.InitialCluster(peers), NewCluster: newCluster, Voter: voter, Restore: restore,
 	}.Pod()
+	if c.Labels[resources.LabelControlPlane] != "" {
+		// A stacked control plane's member also runs that replica's
+		// apiserver, controller-manager and scheduler.
+		if err := decorateStackedPod(ctx, r.Client, c, pod); err != nil {
+			return err
+		}
+	}
 	return r.createOwned(ctx, c, pod)
 }
 

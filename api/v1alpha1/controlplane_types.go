@@ -56,6 +56,16 @@ type ControlPlaneSpec struct {
 	// +optional
 	FailurePolicy FailurePolicy `json:"failurePolicy"`
 
+	// certificateRenewBefore is how long before one of the control plane's
+	// certificates (serving, client, kubeconfig) expires the operator issues
+	// a new one from the same CA and rolls the replicas onto it. Certificates
+	// are issued for one year.
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) < duration('8760h')",message="certificateRenewBefore must be a positive duration shorter than the certificates' one-year validity, such as 720h"
+	// +optional
+	CertificateRenewBefore *metav1.Duration `json:"certificateRenewBefore,omitempty"`
 	// podTemplate shapes every replica's pod.
 	// +optional
 	PodTemplate PodTemplate `json:"podTemplate,omitempty"`

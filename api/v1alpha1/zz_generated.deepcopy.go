@@ -231,6 +231,11 @@ func (in *ControlPlaneSpec) DeepCopyInto(out *ControlPlaneSpec) {
 	in.ControllerManager.DeepCopyInto(&out.ControllerManager)
 	in.Scheduler.DeepCopyInto(&out.Scheduler)
 	in.FailurePolicy.DeepCopyInto(&out.FailurePolicy)
+	if in.CertificateRenewBefore != nil {
+		in, out := &in.CertificateRenewBefore, &out.CertificateRenewBefore
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	in.PodTemplate.DeepCopyInto(&out.PodTemplate)
 }
 

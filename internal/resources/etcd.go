@@ -348,12 +348,18 @@ func dataVolume(c *quorumv1alpha1.EtcdCluster, member string) corev1.Volume {
 // memberAffinity pins a member to its zone and keeps two members of one
 // cluster off the same node where it can.
 func memberAffinity(cluster, zone string) *corev1.Affinity {
+	return ZoneAffinity(map[string]string{LabelCluster: cluster}, zone)
+}
+
+// ZoneAffinity pins a pod to its zone (when zone is set) and keeps two pods
+// matching peers off the same node where it can.
+func ZoneAffinity(peers map[string]string, zone string) *corev1.Affinity {
 	a := &corev1.Affinity{
 		PodAntiAffinity: &corev1.PodAntiAffinity{
 			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
 				Weight: 100,
 				PodAffinityTerm: corev1.PodAffinityTerm{
-					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelCluster: cluster}},
+					LabelSelector: &metav1.LabelSelector{MatchLabels: peers},
 					TopologyKey:   "kubernetes.io/hostname",
 				},
 			}},

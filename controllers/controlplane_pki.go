@@ -1,0 +1,239 @@
+package controllers
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/pki"
+	"quorum.dev/quorum/internal/resources"
+)
+
+// defaultRenewBefore is spec.certificateRenewBefore's default.
+const defaultRenewBefore = 30 * 24 * time.Hour
+
+// etcdCredentials are how the apiservers authenticate to etcd: a client
+// certificate issued from the etcd CA (stacked and clusterRef), or the
+// user's own (external).
+type etcdCredentials struct {
+	// CA issues the client certificate; nil when the certificate is given.
+	CA *pki.KeyPair
+	// CACert, Cert and Key are the given credentials when CA is nil.
+	CACert, Cert, Key []byte
+}
+
+// pkiInput is everything the control plane's PKI depends on.
+type pkiInput struct {
+	cp *quorumv1alpha1.ControlPlane
+	// serviceIPs are the endpoint Service's cluster and load-balancer IPs;
+	// serviceHosts its load-balancer host names.
+	serviceIPs   []net.IP
+	serviceHosts []string
+	etcd         etcdCredentials
+	now          time.Time
+}
+
+func renewBefore(cp *quorumv1alpha1.ControlPlane) time.Duration {
+	if cp.Spec.CertificateRenewBefore != nil {
+		return cp.Spec.CertificateRenewBefore.Duration
+	}
+	return defaultRenewBefore
+}
+
+// servingNames are the DNS names and IPs the apiserver's serving
+// certificate must hold: the endpoint host, the endpoint Service's names
+// and IPs, the hosted cluster's kubernetes Service, and loopback (the
+// replica's own controller-manager and scheduler).
+func servingNames(in pkiInput) ([]string, []net.IP, error) {
+	kubeIP, err := resources.KubernetesServiceIP(resources.ServiceCIDR(in.cp))
+	if err != nil {
+		return nil, nil, err
+	}
+	names := append(resources.EndpointHosts(in.cp), in.serviceHosts...)
+	names = append(names, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost")
+	ips := append([]net.IP{net.ParseIP("127.0.0.1"), kubeIP}, in.serviceIPs...)
+	return names, ips, nil
+}
+
+// planPKI returns the PKI Secret's data: what exists and is still good is
+// kept; what is missing, expires within renewBefore, lacks a name the
+// serving certificate needs, or was issued by another etcd CA is issued
+// anew. renewed names the certificates issued over existing ones.
+func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []string, error) {
+	data := map[string][]byte{}
+	for k, v := range existing {
+		data[k] = v
+	}
+	var renewed []string
+	renewAt := in.now.Add(renewBefore(in.cp))
+
+	ca, err := ensureCAKeys(data, resources.PKICACert, resources.PKICAKey, "kubernetes-ca "+in.cp.Namespace+"/"+in.cp.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	frontCA, err := ensureCAKeys(data, resources.PKIFrontProxyCACert, resources.PKIFrontProxyCAKey, "front-proxy-ca "+in.cp.Namespace+"/"+in.cp.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(data[resources.PKIServiceAccountKey]) == 0 {
+		key, pub, err := pki.NewServiceAccountKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		data[resources.PKIServiceAccountKey], data[resources.PKIServiceAccountPub] = key, pub
+	}
+
+	names, ips, err := servingNames(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaves := []struct {
+		cert, key string
+		issuer    *pki.KeyPair
+		req       pki.CertRequest
+	}{
+		{resources.PKIAPIServerCert, resources.PKIAPIServerKey, ca, pki.CertRequest{
+			CommonName: "kube-apiserver", DNSNames: names, IPs: ips,
+			Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}},
+		{resources.PKIKubeletClientCert, resources.PKIKubeletClientKey, ca, pki.CertRequest{
+			CommonName: "kube-apiserver-kubelet-client", Organization: []string{"kubeadm:cluster-admins"},
+			Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}},
+		{resources.PKIFrontProxyClientCert, resources.PKIFrontProxyClientKey, frontCA, pki.CertRequest{
+			CommonName: "front-proxy-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}},
+	}
+	if in.etcd.CA != nil {
+		leaves = append(leaves, struct {
+			cert, key string
+			issuer    *pki.KeyPair
+			req       pki.CertRequest
+		}{resources.PKIEtcdClientCert, resources.PKIEtcdClientKey, in.etcd.CA, pki.CertRequest{
+			CommonName: "kube-apiserver-etcd-client " + in.cp.Namespace + "/" + in.cp.Name,
+			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}})
+		data[resources.PKIEtcdCACert] = in.etcd.CA.CertPEM
+	} else {
+		data[resources.PKIEtcdCACert] = in.etcd.CACert
+		data[resources.PKIEtcdClientCert] = in.etcd.Cert
+		data[resources.PKIEtcdClientKey] = in.etcd.Key
+	}
+	for _, l := range leaves {
+		old, err := pki.ParseCertificate(data[l.cert])
+		switch {
+		case len(data[l.cert]) == 0:
+		case err != nil || old.NotAfter.Before(renewAt) || !issuedBy(old, l.issuer) || !covers(old, l.req):
+			renewed = append(renewed, l.cert)
+		default:
+			continue
+		}
+		l.req.Validity = certValidity
+		kp, err := l.issuer.Issue(l.req)
+		if err != nil {
+			return nil, nil, err
+		}
+		data[l.cert], data[l.key] = kp.CertPEM, kp.KeyPEM
+	}
+	return data, renewed, nil
+}
+
+// ensureCAKeys returns the CA under certKey/keyKey, making it when absent.
+func ensureCAKeys(data map[string][]byte, certKey, keyKey, name string) (*pki.KeyPair, error) {
+	if len(data[certKey]) > 0 {
+		return pki.ParseKeyPair(data[certKey], data[keyKey])
+	}
+	ca, err := pki.NewCA(name, caValidity)
+	if err != nil {
+		return nil, err
+	}
+	data[certKey], data[keyKey] = ca.CertPEM, ca.KeyPEM
+	return ca, nil
+}
+
+func issuedBy(cert *x509.Certificate, ca *pki.KeyPair) bool {
+	return cert.CheckSignatureFrom(ca.Cert) == nil
+}
+
+// covers says whether cert holds every name and IP req asks for.
+func covers(cert *x509.Certificate, req pki.CertRequest) bool {
+	for _, n := range req.DNSNames {
+		if !slices.Contains(cert.DNSNames, n) {
+			return false
+		}
+	}
+	for _, ip := range req.IPs {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
+}
+
+// kubeconfigUser is who a kubeconfig authenticates as, and the server it
+// points at.
+type kubeconfigUser struct {
+	name, commonName string
+	organization     []string
+	server           string
+}
+
+// kubeconfigUsers are the kubeconfigs of a control plane: the admin's
+// through the endpoint, the controller-manager's and the scheduler's
+// through their own replica's apiserver.
+func kubeconfigUsers(cp *quorumv1alpha1.ControlPlane) []kubeconfigUser {
+	local := fmt.Sprintf("https://127.0.0.1:%d", resources.APIServerPort)
+	return []kubeconfigUser{
+		{resources.KubeconfigAdmin, "kubernetes-admin", []string{"system:masters"}, resources.EndpointURL(cp)},
+		{resources.KubeconfigControllerManager, "system:kube-controller-manager", nil, local},
+		{resources.KubeconfigScheduler, "system:kube-scheduler", nil, local},
+	}
+}
+
+// planKubeconfig returns the kubeconfig for u, or existing when it still
+// points at the right server, trusts the CA and is not about to expire.
+func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.KeyPair, existing []byte, now time.Time) ([]byte, bool, error) {
+	if len(existing) > 0 {
+		if cfg, err := clientcmd.Load(existing); err == nil {
+			ctx := cfg.Contexts[cfg.CurrentContext]
+			if ctx != nil && cfg.Clusters[ctx.Cluster] != nil && cfg.AuthInfos[ctx.AuthInfo] != nil {
+				cl, user := cfg.Clusters[ctx.Cluster], cfg.AuthInfos[ctx.AuthInfo]
+				cert, err := pki.ParseCertificate(user.ClientCertificateData)
+				if err == nil && cl.Server == u.server && bytes.Equal(cl.CertificateAuthorityData, ca.CertPEM) &&
+					cert.NotAfter.After(now.Add(renewBefore(cp))) && issuedBy(cert, ca) {
+					return existing, false, nil
+				}
+			}
+		}
+	}
+	kp, err := ca.Issue(pki.CertRequest{
+		CommonName: u.commonName, Organization: u.organization,
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity,
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := pki.Kubeconfig(cp.Name, u.server, ca.CertPEM, u.name, kp)
+	return out, true, err
+}
+
+// pkiHash identifies the certificates and kubeconfigs replicas mount.
+func pkiHash(secrets ...map[string][]byte) string {
+	h := sha256.New()
+	for _, data := range secrets {
+		for _, k := range slices.Sorted(maps.Keys(data)) {
+			sum := sha256.Sum256(data[k])
+			h.Write([]byte(k + "=" + hex.EncodeToString(sum[:]) + ";"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
