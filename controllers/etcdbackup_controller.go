@@ -231,19 +231,45 @@ func (r *EtcdBackupReconciler) reconcile(ctx context.Context, b *quorumv1alpha1.
 	return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 }
 
-// target finds the EtcdCluster to back up.
+// target finds the EtcdCluster to back up: the one named, or the stacked
+// EtcdCluster of the ControlPlane named.
 func (r *EtcdBackupReconciler) target(ctx context.Context, b *quorumv1alpha1.EtcdBackup) (*quorumv1alpha1.EtcdCluster, string, string) {
-	if b.Spec.EtcdClusterRef == nil {
-		return nil, "ControlPlaneUnsupported", "backing up the stacked etcd of a ControlPlane is not supported by this version of Quorum"
+	if ref := b.Spec.ControlPlaneRef; ref != nil {
+		cp := &quorumv1alpha1.ControlPlane{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: ref.Name}, cp); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, "ControlPlaneNotFound", fmt.Sprintf("ControlPlane %s does not exist in namespace %s", ref.Name, b.Namespace)
+			}
+			return nil, "ControlPlaneNotFound", err.Error()
+		}
+		switch {
+		case cp.Spec.Etcd.ClusterRef != nil:
+			return nil, "ControlPlaneNotStacked", fmt.Sprintf("ControlPlane %s keeps its state in EtcdCluster %s: back up that EtcdCluster with etcdClusterRef", ref.Name, cp.Spec.Etcd.ClusterRef.Name)
+		case cp.Spec.Etcd.External != nil:
+			return nil, "ControlPlaneNotStacked", fmt.Sprintf("ControlPlane %s uses an external etcd, which Quorum does not run or back up", ref.Name)
+		}
 	}
+	name := backedUpCluster(b)
 	c := &quorumv1alpha1.EtcdCluster{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.EtcdClusterRef.Name}, c); err != nil {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: name}, c); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, "ClusterNotFound", fmt.Sprintf("EtcdCluster %s does not exist in namespace %s", b.Spec.EtcdClusterRef.Name, b.Namespace)
+			return nil, "ClusterNotFound", fmt.Sprintf("EtcdCluster %s does not exist in namespace %s", name, b.Namespace)
 		}
 		return nil, "ClusterNotFound", err.Error()
 	}
 	return c, "", ""
+}
+
+// backedUpCluster is the name of the EtcdCluster a backup takes snapshots
+// of: the one it names, or its ControlPlane's stacked EtcdCluster.
+func backedUpCluster(b *quorumv1alpha1.EtcdBackup) string {
+	if b.Spec.ControlPlaneRef != nil {
+		return resources.StackedEtcdName(b.Spec.ControlPlaneRef.Name)
+	}
+	if b.Spec.EtcdClusterRef != nil {
+		return b.Spec.EtcdClusterRef.Name
+	}
+	return ""
 }
 
 // checkDestination checks what can be checked without the store: the claim

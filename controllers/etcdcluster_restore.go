@@ -153,7 +153,7 @@ func newestSnapshotOf(backups []quorumv1alpha1.EtcdBackup, cluster string) (*quo
 	var best *quorumv1alpha1.Snapshot
 	for i := range backups {
 		b := &backups[i]
-		if b.Spec.EtcdClusterRef == nil || b.Spec.EtcdClusterRef.Name != cluster {
+		if backedUpCluster(b) != cluster {
 			continue
 		}
 		for j := range b.Status.Snapshots {
