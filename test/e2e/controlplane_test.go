@@ -1,0 +1,569 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/hack/local-cluster/cluster"
+	"quorum.dev/quorum/internal/resources"
+)
+
+// TestControlPlane runs the ControlPlane cases side by side, each in its
+// own namespace. No case stops a node: the host reaches the endpoint
+// Services through the first node's kube-proxy.
+func TestControlPlane(t *testing.T) {
+	t.Run("side by side", func(t *testing.T) {
+		t.Run("on an EtcdCluster: kubectl through the endpoint, a replica killed, leader moved, scaled 3-5-3, upgraded", testControlPlaneOnEtcdCluster)
+		t.Run("stacked etcd: kubectl through the endpoint while a replica is killed", testControlPlaneStacked)
+		t.Run("a missing EtcdCluster is a condition, and the control plane starts once it exists", testControlPlaneMissingEtcd)
+	})
+}
+
+func newControlPlane(t *testing.T, ns, name, version string, replicas int32, etcd quorumv1alpha1.ControlPlaneEtcd) *quorumv1alpha1.ControlPlane {
+	t.Helper()
+	cp := &quorumv1alpha1.ControlPlane{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: quorumv1alpha1.ControlPlaneSpec{
+			Replicas: ptr.To(replicas),
+			Version:  version,
+			Zones:    quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"},
+			Etcd:     etcd,
+			Endpoint: quorumv1alpha1.ControlPlaneEndpoint{ServiceType: "ClusterIP"},
+			FailurePolicy: quorumv1alpha1.FailurePolicy{
+				UnhealthyAfter: &metav1.Duration{Duration: 30 * time.Second},
+			},
+		},
+	}
+	if err := crClient(t).Create(context.Background(), cp); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+func getControlPlane(t *testing.T, ns, name string) *quorumv1alpha1.ControlPlane {
+	t.Helper()
+	cp := &quorumv1alpha1.ControlPlane{}
+	if err := crClient(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+func cpSummary(cp *quorumv1alpha1.ControlPlane) string {
+	var parts []string
+	for _, c := range cp.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s(%s: %s)", c.Type, c.Status, c.Reason, c.Message))
+	}
+	return fmt.Sprintf("replicas %d ready %d updated %d; %s", cp.Status.Replicas, cp.Status.ReadyReplicas, cp.Status.UpdatedReplicas, strings.Join(parts, "; "))
+}
+
+// waitControlPlane waits until n replicas at version are ready and the
+// control plane says it is Available and not progressing.
+func waitControlPlane(t *testing.T, ns, name string, n int32, version string, timeout time.Duration) *quorumv1alpha1.ControlPlane {
+	t.Helper()
+	var cp *quorumv1alpha1.ControlPlane
+	eventually(t, fmt.Sprintf("control plane %s/%s with %d ready replicas at %s", ns, name, n, version), timeout, func() (bool, string) {
+		cp = getControlPlane(t, ns, name)
+		st := cp.Status
+		ok := st.ObservedGeneration == cp.Generation && st.Replicas == n && st.ReadyReplicas == n && st.UpdatedReplicas == n &&
+			st.Version == version && meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionAvailable) &&
+			meta.IsStatusConditionFalse(st.Conditions, quorumv1alpha1.ConditionProgressing)
+		return ok, cpSummary(cp)
+	})
+	return cp
+}
+
+// adminKubeconfig writes the admin kubeconfig from the control plane's
+// Secret, pointed at the endpoint Service's cluster IP (one of the serving
+// certificate's SANs), which the host reaches through kube-proxy.
+func adminKubeconfig(t *testing.T, cp *quorumv1alpha1.ControlPlane) string {
+	t.Helper()
+	ctx := context.Background()
+	secret, err := kube.CoreV1().Secrets(cp.Namespace).Get(ctx, cp.Status.KubeconfigSecretRef.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := kube.CoreV1().Services(cp.Namespace).Get(ctx, resources.EndpointServiceName(cp.Name), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.Load(secret.Data[resources.KubeconfigKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = fmt.Sprintf("https://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+	}
+	path := filepath.Join(t.TempDir(), "admin.conf")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hostedKubectl runs kubectl against the hosted control plane.
+func hostedKubectl(t *testing.T, kubeconfig string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(local.Kubectl(), append([]string{"--kubeconfig", kubeconfig, "--request-timeout=20s"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func hostedClientset(t *testing.T, kubeconfig string) *kubernetes.Clientset {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// poller reads through the endpoint every 100 ms and records the longest
+// window of failure: from the last success before a failed request to the
+// first success after it.
+type poller struct {
+	mu          sync.Mutex
+	requests    int
+	failures    int
+	longest     time.Duration
+	lastSuccess time.Time
+	failing     bool
+	lastErr     string
+	stop        context.CancelFunc
+	done        chan struct{}
+}
+
+func startPoller(t *testing.T, kubeconfig string) *poller {
+	t.Helper()
+	cs := hostedClientset(t, kubeconfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &poller{stop: cancel, done: make(chan struct{}), lastSuccess: time.Now()}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, time.Second)
+			_, err := cs.CoreV1().Namespaces().Get(rctx, "default", metav1.GetOptions{})
+			rcancel()
+			if ctx.Err() != nil {
+				return
+			}
+			now := time.Now()
+			p.mu.Lock()
+			p.requests++
+			switch {
+			case err != nil:
+				p.failures++
+				p.lastErr = err.Error()
+				p.failing = true
+				p.longest = max(p.longest, now.Sub(p.lastSuccess))
+			default:
+				if p.failing {
+					p.longest = max(p.longest, now.Sub(p.lastSuccess))
+				}
+				p.failing = false
+				p.lastSuccess = now
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// finish stops the poller and fails the test when requests failed for
+// longer than allowed.
+func (p *poller) finish(t *testing.T, what string, allowed time.Duration) {
+	t.Helper()
+	p.stop()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t.Logf("%s: %d requests through the endpoint, %d failed, longest failure window %s (last error: %s)", what, p.requests, p.failures, p.longest.Round(time.Millisecond), p.lastErr)
+	if p.requests < 20 {
+		t.Errorf("%s: only %d requests were made", what, p.requests)
+	}
+	if p.longest > allowed {
+		t.Errorf("%s: requests failed for %s in a row, more than %s", what, p.longest, allowed)
+	}
+}
+
+// failoverAllowed bounds the longest run of failed requests while one
+// replica of three is killed: the endpoint drops the replica when its
+// pod terminates, and clients reconnect to another.
+const failoverAllowed = 3 * time.Second
+
+// useTheEndpoint creates and lists objects with kubectl as the admin.
+func useTheEndpoint(t *testing.T, kubeconfig, suffix string) {
+	t.Helper()
+	hostedKubectl(t, kubeconfig, "create", "namespace", "e2e-"+suffix)
+	hostedKubectl(t, kubeconfig, "-n", "e2e-"+suffix, "create", "configmap", "probe", "--from-literal=written-by="+suffix)
+	out := hostedKubectl(t, kubeconfig, "-n", "e2e-"+suffix, "get", "configmaps", "-o", "name")
+	if !strings.Contains(out, "configmap/probe") {
+		t.Fatalf("the hosted API does not list the configmap just created: %s", out)
+	}
+}
+
+// killReplica deletes a replica's pod at once and waits for the control
+// plane to be whole again, with a client polling through the endpoint.
+func killReplica(t *testing.T, cp *quorumv1alpha1.ControlPlane, kubeconfig, version string) {
+	t.Helper()
+	ctx := context.Background()
+	victim := cp.Status.ReplicaStatus[0].Name
+	old, err := kube.CoreV1().Pods(cp.Namespace).Get(ctx, victim, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPoller(t, kubeconfig)
+	time.Sleep(2 * time.Second)
+	killed := time.Now()
+	if err := kube.CoreV1().Pods(cp.Namespace).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	// A replica on another etcd comes back as a new pod; a stacked one is
+	// its etcd member's pod, recreated under the same name from its volume.
+	eventually(t, "the killed replica replaced", 3*time.Minute, func() (bool, string) {
+		pods, err := kube.CoreV1().Pods(cp.Namespace).List(ctx, metav1.ListOptions{LabelSelector: resources.ControlPlaneSelector(cp.Name)})
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, pod := range pods.Items {
+			if pod.UID == old.UID {
+				return false, "the killed pod is still listed"
+			}
+			for _, c := range pod.Status.ContainerStatuses {
+				if c.Name == "kube-apiserver" && c.Ready && pod.DeletionTimestamp == nil {
+					ready++
+				}
+			}
+		}
+		return ready == int(*cp.Spec.Replicas), fmt.Sprintf("%d apiservers ready", ready)
+	})
+	back := waitControlPlane(t, cp.Namespace, cp.Name, *cp.Spec.Replicas, version, 4*time.Minute)
+	t.Logf("replica %s killed; %d replicas ready again after %s", victim, back.Status.ReadyReplicas, time.Since(killed).Round(time.Second))
+	p.finish(t, "replica "+victim+" killed", failoverAllowed)
+}
+
+func testControlPlaneOnEtcdCluster(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "cp-ext")
+	newEtcdCluster(t, ns, "etcd", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	})
+	applied := time.Now()
+	newControlPlane(t, ns, "tenant", cluster.PreviousKubernetesVersion, 3,
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+	cp := waitControlPlane(t, ns, "tenant", 3, cluster.PreviousKubernetesVersion, 5*time.Minute)
+	t.Logf("3 replicas on an EtcdCluster Available %s after apply (etcd created at the same time)", time.Since(applied).Round(time.Second))
+	assertSpread(t, cp, 3)
+	if c := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionEtcdAvailable); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("EtcdAvailable: %+v", c)
+	}
+	kubeconfig := adminKubeconfig(t, cp)
+	useTheEndpoint(t, kubeconfig, "before")
+
+	// (a) A replica's pod deleted while a client polls through the endpoint.
+	killReplica(t, cp, kubeconfig, cluster.PreviousKubernetesVersion)
+	useTheEndpoint(t, kubeconfig, "after-kill")
+
+	// (c) Kill the replica holding the controller-manager lease.
+	hosted := hostedClientset(t, kubeconfig)
+	leaseHolder := func() (string, int32) {
+		l, err := hosted.CoordinationV1().Leases("kube-system").Get(context.Background(), "kube-controller-manager", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return "", 0
+		}
+		id, _, _ := strings.Cut(*l.Spec.HolderIdentity, "_")
+		return id, ptr.Deref(l.Spec.LeaseDurationSeconds, 0)
+	}
+	var leader string
+	var duration int32
+	eventually(t, "status.leaders naming the lease holder", time.Minute, func() (bool, string) {
+		leader, duration = leaseHolder()
+		cp = getControlPlane(t, ns, "tenant")
+		return leader != "" && cp.Status.Leaders.ControllerManager == leader, fmt.Sprintf("lease %q, status %+v", leader, cp.Status.Leaders)
+	})
+	killed := time.Now()
+	if err := kube.CoreV1().Pods(ns).Delete(context.Background(), leader, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	var next string
+	eventually(t, "another replica holding the controller-manager lease", time.Minute, func() (bool, string) {
+		next, _ = leaseHolder()
+		return next != "" && next != leader, "holder " + next
+	})
+	took := time.Since(killed)
+	t.Logf("controller-manager lease moved from %s to %s in %s (lease duration %ds)", leader, next, took.Round(100*time.Millisecond), duration)
+	if limit := time.Duration(duration)*time.Second + 5*time.Second; took > limit {
+		t.Errorf("the lease moved after %s, more than the lease duration plus 5s (%s)", took, limit)
+	}
+	eventually(t, "status.leaders naming the new holder", time.Minute, func() (bool, string) {
+		cp = getControlPlane(t, ns, "tenant")
+		return cp.Status.Leaders.ControllerManager == next, fmt.Sprintf("%+v", cp.Status.Leaders)
+	})
+	cp = waitControlPlane(t, ns, "tenant", 3, cluster.PreviousKubernetesVersion, 3*time.Minute)
+
+	// (d) Scale 3 to 5 to 3, one replica at a time, spread over the zones.
+	for _, n := range []int32{5, 3} {
+		start := time.Now()
+		scaleControlPlane(t, ns, "tenant", n)
+		seen := watchReplicaCounts(t, ns, "tenant")
+		cp = waitControlPlane(t, ns, "tenant", n, cluster.PreviousKubernetesVersion, 4*time.Minute)
+		counts := seen()
+		t.Logf("scaled to %d in %s (replica counts seen: %v)", n, time.Since(start).Round(time.Second), counts)
+		assertSpread(t, cp, n)
+		for _, c := range counts {
+			if c > 5 {
+				t.Errorf("%d replicas seen while scaling 3-5-3", c)
+			}
+		}
+	}
+	useTheEndpoint(t, kubeconfig, "after-scale")
+
+	// (e) Upgrade one minor version, one replica at a time, while the API
+	// keeps answering.
+	p := startPoller(t, kubeconfig)
+	start := time.Now()
+	patchControlPlane(t, ns, "tenant", func(cp *quorumv1alpha1.ControlPlane) { cp.Spec.Version = cluster.KubernetesVersion })
+	seen := watchReplicaCounts(t, ns, "tenant")
+	cp = waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 6*time.Minute)
+	counts := seen()
+	t.Logf("upgraded %s -> %s in %s (live replica counts seen: %v)", cluster.PreviousKubernetesVersion, cluster.KubernetesVersion, time.Since(start).Round(time.Second), counts)
+	for _, c := range counts {
+		if c > 4 {
+			t.Errorf("%d live replicas during the upgrade: more than one extra", c)
+		}
+	}
+	p.finish(t, "upgrade", failoverAllowed)
+	if out := hostedKubectl(t, kubeconfig, "version", "-o", "json"); !strings.Contains(out, `"gitVersion": "`+cluster.KubernetesVersion+`"`) {
+		t.Errorf("the hosted API does not report %s after the upgrade: %s", cluster.KubernetesVersion, out)
+	}
+	for _, r := range cp.Status.ReplicaStatus {
+		if r.Version != cluster.KubernetesVersion {
+			t.Errorf("replica %s runs %s after the upgrade", r.Name, r.Version)
+		}
+	}
+	out := hostedKubectl(t, kubeconfig, "-n", "e2e-before", "get", "configmap", "probe", "-o", "jsonpath={.data.written-by}")
+	if out != "before" {
+		t.Errorf("an object written before the upgrade reads %q", out)
+	}
+
+	// Two minor versions down is refused in a condition; nothing moves.
+	before := replicaNames(getControlPlane(t, ns, "tenant"))
+	patchControlPlane(t, ns, "tenant", func(cp *quorumv1alpha1.ControlPlane) { cp.Spec.Version = "v1.34.0" })
+	eventually(t, "the downgrade refused", time.Minute, func() (bool, string) {
+		cp = getControlPlane(t, ns, "tenant")
+		c := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionProgressing)
+		return c != nil && c.Reason == "UpgradeRefused" && c.Status == metav1.ConditionFalse, cpSummary(cp)
+	})
+	time.Sleep(5 * time.Second)
+	if after := replicaNames(getControlPlane(t, ns, "tenant")); after != before {
+		t.Errorf("a refused version changed the replicas: %s -> %s", before, after)
+	}
+}
+
+func testControlPlaneStacked(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "cp-stacked")
+	applied := time.Now()
+	newControlPlane(t, ns, "tenant", cluster.KubernetesVersion, 3,
+		quorumv1alpha1.ControlPlaneEtcd{Stacked: &quorumv1alpha1.StackedEtcd{Version: cluster.EtcdVersion}})
+	cp := waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 6*time.Minute)
+	t.Logf("3 stacked replicas Available %s after apply", time.Since(applied).Round(time.Second))
+	assertSpread(t, cp, 3)
+	// Each replica pod runs an etcd member of the stacked EtcdCluster.
+	ec := waitHealthy(t, ns, resources.StackedEtcdName("tenant"), 3, time.Minute)
+	for _, m := range ec.Status.Members {
+		pod, err := kube.CoreV1().Pods(ns).Get(context.Background(), m.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range pod.Spec.Containers {
+			names = append(names, c.Name)
+		}
+		if got := strings.Join(names, ","); got != "etcd,kube-apiserver,kube-controller-manager,kube-scheduler" {
+			t.Errorf("member pod %s runs %s", m.Name, got)
+		}
+	}
+	kubeconfig := adminKubeconfig(t, cp)
+	useTheEndpoint(t, kubeconfig, "before")
+	killReplica(t, cp, kubeconfig, cluster.KubernetesVersion)
+	useTheEndpoint(t, kubeconfig, "after-kill")
+	waitHealthy(t, ns, resources.StackedEtcdName("tenant"), 3, 2*time.Minute)
+}
+
+func testControlPlaneMissingEtcd(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "cp-missing")
+	newControlPlane(t, ns, "tenant", cluster.KubernetesVersion, 1,
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "not-yet"}})
+	eventually(t, "EtcdAvailable=False EtcdClusterNotFound", time.Minute, func() (bool, string) {
+		cp := getControlPlane(t, ns, "tenant")
+		c := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionEtcdAvailable)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "EtcdClusterNotFound" &&
+			meta.IsStatusConditionFalse(cp.Status.Conditions, quorumv1alpha1.ConditionAvailable), cpSummary(cp)
+	})
+	restarts := managerRestarts(t)
+	time.Sleep(10 * time.Second)
+	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: resources.ControlPlaneSelector("tenant")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 0 {
+		t.Errorf("%d replicas started without etcd", len(pods.Items))
+	}
+	if after := managerRestarts(t); after != restarts {
+		t.Errorf("the operator restarted (%d -> %d restarts)", restarts, after)
+	}
+	// The reference resolves once the EtcdCluster exists: nothing was lost.
+	newEtcdCluster(t, ns, "not-yet", 1, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	})
+	cp := waitControlPlane(t, ns, "tenant", 1, cluster.KubernetesVersion, 4*time.Minute)
+
+	// Quiet when nothing changes: reconciles of the healthy control plane
+	// (every 10 s, and on every pod and EtcdCluster event) write nothing.
+	time.Sleep(5 * time.Second)
+	cp = getControlPlane(t, ns, "tenant")
+	time.Sleep(25 * time.Second)
+	if again := getControlPlane(t, ns, "tenant"); again.ResourceVersion != cp.ResourceVersion {
+		t.Errorf("a healthy control plane was written: %s", cmpStatus(cp, again))
+	}
+}
+
+func cmpStatus(a, b *quorumv1alpha1.ControlPlane) string {
+	return fmt.Sprintf("resourceVersion %s -> %s, status %+v -> %+v", a.ResourceVersion, b.ResourceVersion, a.Status, b.Status)
+}
+
+func managerRestarts(t *testing.T) int32 {
+	t.Helper()
+	pods, err := kube.CoreV1().Pods("quorum-system").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int32
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			n += c.RestartCount
+		}
+	}
+	return n
+}
+
+func patchControlPlane(t *testing.T, ns, name string, mutate func(*quorumv1alpha1.ControlPlane)) {
+	t.Helper()
+	for range 5 {
+		cp := getControlPlane(t, ns, name)
+		mutate(cp)
+		err := crClient(t).Update(context.Background(), cp)
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "modified") {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("could not update the control plane")
+}
+
+func scaleControlPlane(t *testing.T, ns, name string, n int32) {
+	t.Helper()
+	out, err := exec.Command(local.Kubectl(), "--kubeconfig", local.Kubeconfig(), "-n", ns, "scale", "controlplane", name, fmt.Sprintf("--replicas=%d", n)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl scale: %v\n%s", err, out)
+	}
+}
+
+// watchReplicaCounts samples the number of live replica pods until the
+// returned function is called, and returns the distinct counts seen.
+func watchReplicaCounts(t *testing.T, ns, name string) func() []int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: resources.ControlPlaneSelector(name)})
+			if err == nil {
+				live := 0
+				for _, p := range pods.Items {
+					if p.DeletionTimestamp == nil {
+						live++
+					}
+				}
+				mu.Lock()
+				seen[live] = true
+				mu.Unlock()
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	return func() []int {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		var out []int
+		for c := range seen {
+			out = append(out, c)
+		}
+		return out
+	}
+}
+
+func replicaNames(cp *quorumv1alpha1.ControlPlane) string {
+	var names []string
+	for _, r := range cp.Status.ReplicaStatus {
+		names = append(names, r.Name+"@"+r.Version)
+	}
+	return strings.Join(names, ",")
+}
+
+// assertSpread checks the replicas are spread over the three zones with a
+// skew of at most one.
+func assertSpread(t *testing.T, cp *quorumv1alpha1.ControlPlane, n int32) {
+	t.Helper()
+	zones := map[string]int{"zone-a": 0, "zone-b": 0, "zone-c": 0}
+	for _, r := range cp.Status.ReplicaStatus {
+		zones[r.Zone]++
+	}
+	lo, hi := int(n), 0
+	for _, c := range zones {
+		lo, hi = min(lo, c), max(hi, c)
+	}
+	if hi-lo > 1 || len(zones) != 3 {
+		t.Errorf("replicas not spread over the zones: %v", zones)
+	}
+}
