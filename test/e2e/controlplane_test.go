@@ -449,12 +449,12 @@ func testControlPlaneMissingEtcd(t *testing.T) {
 	newEtcdCluster(t, ns, "not-yet", 1, func(c *quorumv1alpha1.EtcdCluster) {
 		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 	})
-	cp := waitControlPlane(t, ns, "tenant", 1, cluster.KubernetesVersion, 4*time.Minute)
+	waitControlPlane(t, ns, "tenant", 1, cluster.KubernetesVersion, 4*time.Minute)
 
 	// Quiet when nothing changes: reconciles of the healthy control plane
 	// (every 10 s, and on every pod and EtcdCluster event) write nothing.
 	time.Sleep(5 * time.Second)
-	cp = getControlPlane(t, ns, "tenant")
+	cp := getControlPlane(t, ns, "tenant")
 	time.Sleep(25 * time.Second)
 	if again := getControlPlane(t, ns, "tenant"); again.ResourceVersion != cp.ResourceVersion {
 		t.Errorf("a healthy control plane was written: %s", cmpStatus(cp, again))
