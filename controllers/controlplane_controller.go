@@ -24,7 +24,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -133,13 +132,7 @@ func (r *ControlPlaneReconciler) event(cp *quorumv1alpha1.ControlPlane, kind, re
 
 // createOwned creates obj controlled by owner; AlreadyExists is fine.
 func (r *ControlPlaneReconciler) createOwned(ctx context.Context, owner client.Object, obj client.Object) error {
-	if err := controllerutil.SetControllerReference(owner, obj, r.Scheme); err != nil {
-		return err
-	}
-	if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return nil
+	return createOwned(ctx, r.Client, r.Scheme, owner, obj)
 }
 
 // ensureEndpoint creates the endpoint Service or brings back the fields
@@ -339,15 +332,11 @@ func (r *ControlPlaneReconciler) ensureStackedEtcdCA(ctx context.Context, cp *qu
 	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	ca, err := pki.NewCA(fmt.Sprintf("etcd-ca %s/%s", cp.Namespace, name), caValidity)
+	ca, secret, err := newEtcdCASecret(cp.Namespace, name)
 	if err != nil {
 		return nil, err
 	}
-	return ca, r.createOwned(ctx, cp, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: resources.CASecretName(name), Namespace: cp.Namespace, Labels: resources.ClusterLabels(name)},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: ca.CertPEM, corev1.TLSPrivateKeyKey: ca.KeyPEM},
-	})
+	return ca, r.createOwned(ctx, cp, secret)
 }
 
 // ensureStackedEtcd creates the stacked EtcdCluster, or carries the
@@ -668,20 +657,16 @@ func (r *ControlPlaneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // EtcdCluster: those of its namespace (a reference may name it before it
 // exists).
 func (r *ControlPlaneReconciler) controlPlanesInNamespace(ctx context.Context, o client.Object) []ctrl.Request {
-	list := &quorumv1alpha1.ControlPlaneList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
-	}
-	var reqs []ctrl.Request
-	for _, cp := range list.Items {
-		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&cp)})
-	}
-	return reqs
+	return r.controlPlanes(ctx, client.InNamespace(o.GetNamespace()))
 }
 
 func (r *ControlPlaneReconciler) allControlPlanes(ctx context.Context, _ client.Object) []ctrl.Request {
+	return r.controlPlanes(ctx)
+}
+
+func (r *ControlPlaneReconciler) controlPlanes(ctx context.Context, opts ...client.ListOption) []ctrl.Request {
 	list := &quorumv1alpha1.ControlPlaneList{}
-	if err := r.List(ctx, list); err != nil {
+	if err := r.List(ctx, list, opts...); err != nil {
 		return nil
 	}
 	var reqs []ctrl.Request

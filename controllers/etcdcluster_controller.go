@@ -186,10 +186,16 @@ func servicePortsEqual(a, b []corev1.ServicePort) bool {
 // deleting the cluster deletes it. AlreadyExists is not an error: a
 // restarted reconcile may create what the previous one did.
 func (r *EtcdClusterReconciler) createOwned(ctx context.Context, owner client.Object, obj client.Object) error {
-	if err := controllerutil.SetControllerReference(owner, obj, r.Scheme); err != nil {
+	return createOwned(ctx, r.Client, r.Scheme, owner, obj)
+}
+
+// createOwned creates obj with owner as its controlling owner; an object
+// that already exists is not an error.
+func createOwned(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, obj client.Object) error {
+	if err := controllerutil.SetControllerReference(owner, obj, scheme); err != nil {
 		return err
 	}
-	if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	return nil

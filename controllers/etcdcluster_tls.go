@@ -36,19 +36,28 @@ func (r *EtcdClusterReconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.
 	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	ca, err := pki.NewCA(fmt.Sprintf("etcd-ca %s/%s", c.Namespace, c.Name), caValidity)
+	ca, secret, err := newEtcdCASecret(c.Namespace, c.Name)
 	if err != nil {
 		return nil, err
-	}
-	secret = &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: resources.CASecretName(c.Name), Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: ca.CertPEM, corev1.TLSPrivateKeyKey: ca.KeyPEM},
 	}
 	if err := r.createOwned(ctx, c, secret); err != nil {
 		return nil, err
 	}
 	return ca, nil
+}
+
+// newEtcdCASecret makes a new CA for the EtcdCluster cluster and the Secret
+// that holds it.
+func newEtcdCASecret(namespace, cluster string) (*pki.KeyPair, *corev1.Secret, error) {
+	ca, err := pki.NewCA(fmt.Sprintf("etcd-ca %s/%s", namespace, cluster), caValidity)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: resources.CASecretName(cluster), Namespace: namespace, Labels: resources.ClusterLabels(cluster)},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: ca.CertPEM, corev1.TLSPrivateKeyKey: ca.KeyPEM},
+	}, nil
 }
 
 // ensureClientSecret makes the client certificate the operator (and the
