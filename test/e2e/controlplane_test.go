@@ -451,10 +451,17 @@ func testControlPlaneMissingEtcd(t *testing.T) {
 	})
 	waitControlPlane(t, ns, "tenant", 1, cluster.KubernetesVersion, 4*time.Minute)
 
-	// Quiet when nothing changes: reconciles of the healthy control plane
-	// (every 10 s, and on every pod and EtcdCluster event) write nothing.
+	// Quiet when nothing changes: once the control plane has settled (its
+	// controller-manager and scheduler elected), reconciles (every 10 s, and
+	// on every pod and EtcdCluster event) write nothing.
+	var cp *quorumv1alpha1.ControlPlane
+	eventually(t, "both leases held", 2*time.Minute, func() (bool, string) {
+		cp = getControlPlane(t, ns, "tenant")
+		l := cp.Status.Leaders
+		return l.ControllerManager != "" && l.Scheduler != "", fmt.Sprintf("%+v", l)
+	})
 	time.Sleep(5 * time.Second)
-	cp := getControlPlane(t, ns, "tenant")
+	cp = getControlPlane(t, ns, "tenant")
 	time.Sleep(25 * time.Second)
 	if again := getControlPlane(t, ns, "tenant"); again.ResourceVersion != cp.ResourceVersion {
 		t.Errorf("a healthy control plane was written: %s", cmpStatus(cp, again))
