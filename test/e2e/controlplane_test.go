@@ -307,10 +307,16 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	}
 	var leader string
 	var duration int32
-	eventually(t, "status.leaders naming the lease holder", time.Minute, func() (bool, string) {
+	// The lease may still name the replica killed above until it expires:
+	// wait for a live holder that status.leaders names.
+	eventually(t, "status.leaders naming a live lease holder", time.Minute, func() (bool, string) {
 		leader, duration = leaseHolder()
 		cp = getControlPlane(t, ns, "tenant")
-		return leader != "" && cp.Status.Leaders.ControllerManager == leader, fmt.Sprintf("lease %q, status %+v", leader, cp.Status.Leaders)
+		live := false
+		for _, r := range cp.Status.ReplicaStatus {
+			live = live || (r.Name == leader && r.Ready)
+		}
+		return live && cp.Status.Leaders.ControllerManager == leader, fmt.Sprintf("lease %q, status %+v", leader, cp.Status.Leaders)
 	})
 	killed := time.Now()
 	if err := kube.CoreV1().Pods(ns).Delete(context.Background(), leader, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
