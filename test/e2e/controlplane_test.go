@@ -217,9 +217,10 @@ func (p *poller) finish(t *testing.T, what string, allowed time.Duration) {
 }
 
 // failoverAllowed bounds the longest run of failed requests while one
-// replica of three is killed: the endpoint drops the replica when its
-// pod terminates, and clients reconnect to another.
-const failoverAllowed = 3 * time.Second
+// replica of three is killed (SIGKILL, no drain): requests on the dead
+// replica's connection time out (1 s each, client-go retries) until the
+// client reconnects through the endpoint to another. Measured: 0-3.1 s.
+const failoverAllowed = 5 * time.Second
 
 // useTheEndpoint creates and lists objects with kubectl as the admin.
 func useTheEndpoint(t *testing.T, kubeconfig, suffix string) {
