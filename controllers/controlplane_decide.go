@@ -135,25 +135,7 @@ func replicaFailure(cp *quorumv1alpha1.ControlPlane, r *replicaState, now time.T
 // kubernetesVersionStep says whether replicas running current may be
 // rolled to target: patch changes and one minor step up.
 func kubernetesVersionStep(current, target string) error {
-	cur, err := parseVersion(current)
-	if err != nil {
-		return err
-	}
-	tgt, err := parseVersion(target)
-	if err != nil {
-		return err
-	}
-	switch {
-	case tgt == cur:
-		return nil
-	case tgt.major != cur.major:
-		return fmt.Errorf("version v%s is a different major version than the running v%s: not supported", tgt, cur)
-	case tgt.minor < cur.minor:
-		return fmt.Errorf("version v%s is older than the running v%s: control planes are not downgraded across minor versions", tgt, cur)
-	case tgt.minor > cur.minor+1:
-		return fmt.Errorf("version v%s is %d minor versions ahead of the running v%s: upgrade one minor version at a time", tgt, tgt.minor-cur.minor, cur)
-	}
-	return nil
+	return minorStep(current, target, "v", "control planes are not downgraded across minor versions")
 }
 
 // lowestVersion is the oldest Kubernetes version any replica runs.

@@ -45,6 +45,13 @@ func (v semver) String() string { return fmt.Sprintf("%d.%d.%d", v.major, v.mino
 // patch changes and one minor step up are supported; etcd does not support
 // downgrades through member restarts, nor skipping a minor version.
 func versionStep(current, target string) error {
+	return minorStep(current, target, "", "etcd does not support downgrades by restarting members")
+}
+
+// minorStep allows patch changes and one minor step up from current to
+// target; versions are printed with prefix, and a downgrade is refused
+// with downgradeWhy.
+func minorStep(current, target, prefix, downgradeWhy string) error {
 	cur, err := parseVersion(current)
 	if err != nil {
 		return err
@@ -57,11 +64,11 @@ func versionStep(current, target string) error {
 	case tgt == cur:
 		return nil
 	case tgt.major != cur.major:
-		return fmt.Errorf("version %s is a different major version than the running %s: not supported", tgt, cur)
+		return fmt.Errorf("version %s%s is a different major version than the running %s%s: not supported", prefix, tgt, prefix, cur)
 	case tgt.minor < cur.minor:
-		return fmt.Errorf("version %s is older than the running %s: etcd does not support downgrades by restarting members", tgt, cur)
+		return fmt.Errorf("version %s%s is older than the running %s%s: %s", prefix, tgt, prefix, cur, downgradeWhy)
 	case tgt.minor > cur.minor+1:
-		return fmt.Errorf("version %s is %d minor versions ahead of the running %s: upgrade one minor version at a time", tgt, tgt.minor-cur.minor, cur)
+		return fmt.Errorf("version %s%s is %d minor versions ahead of the running %s%s: upgrade one minor version at a time", prefix, tgt, tgt.minor-cur.minor, prefix, cur)
 	}
 	return nil
 }
