@@ -23,8 +23,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
-	"quorum.dev/quorum/controllers"
+	"quorum.dev/quorum/controllers/controlplane"
+	"quorum.dev/quorum/controllers/etcdbackup"
+	"quorum.dev/quorum/controllers/etcdcluster"
 	"quorum.dev/quorum/internal/backupjob"
+	"quorum.dev/quorum/internal/reconciler"
 )
 
 var scheme = runtime.NewScheme()
@@ -101,30 +104,27 @@ func main() {
 		data, err := clientset.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{TailLines: &tail}).DoRaw(ctx)
 		return string(data), err
 	}
-	if err := (&controllers.EtcdClusterReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("quorum-etcdcluster"),
-		Image:    backupImage,
-		PodLogs:  podLogs,
+	base := func(name string) reconciler.Base {
+		return reconciler.Base{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(name)}
+	}
+	if err := (&etcdcluster.Reconciler{
+		Base:    base("quorum-etcdcluster"),
+		Image:   backupImage,
+		PodLogs: podLogs,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the EtcdCluster controller")
 		os.Exit(1)
 	}
-	if err := (&controllers.ControlPlaneReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("quorum-controlplane"),
+	if err := (&controlplane.Reconciler{
+		Base: base("quorum-controlplane"),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the ControlPlane controller")
 		os.Exit(1)
 	}
-	if err := (&controllers.EtcdBackupReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("quorum-etcdbackup"),
-		Image:    backupImage,
-		PodLogs:  podLogs,
+	if err := (&etcdbackup.Reconciler{
+		Base:    base("quorum-etcdbackup"),
+		Image:   backupImage,
+		PodLogs: podLogs,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the EtcdBackup controller")
 		os.Exit(1)

@@ -201,3 +201,10 @@ func ClientTLSConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
+
+// Default lifetimes of what Quorum issues: CAs for ten years, leaf
+// certificates for one (renewed well before they expire).
+const (
+	DefaultCAValidity   = 10 * 365 * 24 * time.Hour
+	DefaultLeafValidity = 365 * 24 * time.Hour
+)

@@ -167,3 +167,12 @@ func Skew(zones []string, members []Member) int {
 	}
 	return hi - lo
 }
+
+// Of lists items as placement members, with member saying what each one is.
+func Of[T any](items []T, member func(T) Member) []Member {
+	out := make([]Member, 0, len(items))
+	for _, it := range items {
+		out = append(out, member(it))
+	}
+	return out
+}

@@ -392,13 +392,7 @@ func (r Replica) ReplicaPod(name, zone string) *corev1.Pod {
 			Tolerations:                   cp.Spec.PodTemplate.Tolerations,
 			PriorityClassName:             cp.Spec.PodTemplate.PriorityClassName,
 			Affinity:                      ZoneAffinity(ControlPlaneLabels(cp.Name), zone),
-			SecurityContext: &corev1.PodSecurityContext{
-				RunAsNonRoot:   ptr.To(true),
-				RunAsUser:      ptr.To[int64](runAsUserID),
-				RunAsGroup:     ptr.To[int64](runAsUserID),
-				FSGroup:        ptr.To[int64](runAsUserID),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			},
+			SecurityContext:               restrictedPodSecurity(),
 		},
 	}
 	r.Decorate(pod)
@@ -434,4 +428,36 @@ func StackedEtcdCluster(cp *quorumv1alpha1.ControlPlane) *quorumv1alpha1.EtcdClu
 			PodTemplate:   template,
 		},
 	}
+}
+
+// IsReplicaOf says whether a pod is a replica of the control plane cp.
+func IsReplicaOf(p *corev1.Pod, cp string) bool {
+	return p.Labels[LabelControlPlane] == cp && p.Labels[LabelKubernetesVersion] != ""
+}
+
+// ReplicaSecretNames are the Secrets every replica mounts, in the order
+// their hash is taken: the PKI, then the controller-manager's and the
+// scheduler's kubeconfigs (the admin kubeconfig is not mounted, so
+// renewing it rolls nothing).
+func ReplicaSecretNames(cp string) []string {
+	return []string{PKISecretName(cp), KubeconfigSecretName(cp, KubeconfigControllerManager), KubeconfigSecretName(cp, KubeconfigScheduler)}
+}
+
+// SecretsHash identifies the certificates and kubeconfigs replicas mount:
+// the data of the Secrets of ReplicaSecretNames, in that order.
+func SecretsHash(secrets ...map[string][]byte) string {
+	h := sha256.New()
+	for _, data := range secrets {
+		for _, k := range slices.Sorted(maps.Keys(data)) {
+			sum := sha256.Sum256(data[k])
+			h.Write([]byte(k + "=" + hex.EncodeToString(sum[:]) + ";"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// StackedEtcdAccess is how a stacked replica's apiserver reaches etcd: its
+// own member, in the same pod.
+func StackedEtcdAccess() EtcdAccess {
+	return EtcdAccess{Servers: fmt.Sprintf("https://127.0.0.1:%d", ClientPort)}
 }

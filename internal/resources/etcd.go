@@ -216,13 +216,7 @@ func (p MemberPod) Pod() *corev1.Pod {
 			Tolerations:                   c.Spec.PodTemplate.Tolerations,
 			PriorityClassName:             c.Spec.PodTemplate.PriorityClassName,
 			Affinity:                      memberAffinity(c.Name, p.Zone),
-			SecurityContext: &corev1.PodSecurityContext{
-				RunAsNonRoot:   ptr.To(true),
-				RunAsUser:      ptr.To[int64](runAsUserID),
-				RunAsGroup:     ptr.To[int64](runAsUserID),
-				FSGroup:        ptr.To[int64](runAsUserID),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			},
+			SecurityContext:               restrictedPodSecurity(),
 			Containers: []corev1.Container{{
 				Name:            "etcd",
 				Image:           EtcdImage(c, p.Version),
@@ -295,6 +289,19 @@ func (p MemberPod) Pod() *corev1.Pod {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, p.Restore.Volumes...)
 	}
 	return pod
+}
+
+// restrictedPodSecurity is the pod security context of every pod Quorum
+// runs its members and replicas in: non-root, with the runtime's seccomp
+// profile (Pod Security "restricted").
+func restrictedPodSecurity() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To[int64](runAsUserID),
+		RunAsGroup:     ptr.To[int64](runAsUserID),
+		FSGroup:        ptr.To[int64](runAsUserID),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 }
 
 // MemberSecretKeys are the keys of a member's TLS Secret in auto mode.
@@ -409,8 +416,8 @@ func PeerService(c *quorumv1alpha1.EtcdCluster) *corev1.Service {
 			PublishNotReadyAddresses: true,
 			Selector:                 map[string]string{LabelCluster: c.Name},
 			Ports: []corev1.ServicePort{
-				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort)},
-				{Name: "peer", Port: PeerPort, TargetPort: intstr.FromInt32(PeerPort)},
+				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort), Protocol: corev1.ProtocolTCP},
+				{Name: "peer", Port: PeerPort, TargetPort: intstr.FromInt32(PeerPort), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}
@@ -423,7 +430,7 @@ func ClientService(c *quorumv1alpha1.EtcdCluster) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{LabelCluster: c.Name},
 			Ports: []corev1.ServicePort{
-				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort)},
+				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}
@@ -500,4 +507,29 @@ func PreflightPod(c *quorumv1alpha1.EtcdCluster, version string) *corev1.Pod {
 			}},
 		},
 	}
+}
+
+// AutoTLS says whether the operator makes a cluster's certificates.
+func AutoTLS(c *quorumv1alpha1.EtcdCluster) bool { return c.Spec.TLS.Auto == nil || *c.Spec.TLS.Auto }
+
+// ClientSecretOf names the Secret with the client certificate that the
+// operator, backup pods and control planes use toward a cluster: the
+// operator's own in auto mode, the user's otherwise.
+func ClientSecretOf(c *quorumv1alpha1.EtcdCluster) string {
+	if AutoTLS(c) {
+		return ClientSecretName(c.Name)
+	}
+	return c.Spec.TLS.ClientSecretRef.Name
+}
+
+// BackedUpCluster is the name of the EtcdCluster a backup takes snapshots
+// of: the one it names, or its ControlPlane's stacked EtcdCluster.
+func BackedUpCluster(b *quorumv1alpha1.EtcdBackup) string {
+	if b.Spec.ControlPlaneRef != nil {
+		return StackedEtcdName(b.Spec.ControlPlaneRef.Name)
+	}
+	if b.Spec.EtcdClusterRef != nil {
+		return b.Spec.EtcdClusterRef.Name
+	}
+	return ""
 }

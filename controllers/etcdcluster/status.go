@@ -1,4 +1,4 @@
-package controllers
+package etcdcluster
 
 import (
 	"context"
@@ -8,13 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
+	"quorum.dev/quorum/internal/version"
 )
 
 // writeStatus computes the status from this pass's observation and the
@@ -23,18 +24,10 @@ import (
 //
 // persisted is the status as last read or written; c.Status may carry this
 // pass's changes to the pending change and cluster ID on top of it.
-func (r *EtcdClusterReconciler) writeStatus(ctx context.Context, c *quorumv1alpha1.EtcdCluster, persisted *quorumv1alpha1.EtcdClusterStatus, s *scope, a action) error {
-	desired := computeStatus(c, s, a, r.now())
+func (r *Reconciler) writeStatus(ctx context.Context, c *quorumv1alpha1.EtcdCluster, persisted *quorumv1alpha1.EtcdClusterStatus, s *scope, a action) error {
+	desired := computeStatus(c, s, a, r.Clock())
 	updateMetrics(c, desired)
-	if equality.Semantic.DeepEqual(*persisted, desired) {
-		return nil
-	}
-	c.Status = desired
-	if err := r.Status().Update(ctx, c); err != nil {
-		return err
-	}
-	*persisted = *desired.DeepCopy()
-	return nil
+	return reconciler.WriteStatus(ctx, r, c, persisted, desired, func(st quorumv1alpha1.EtcdClusterStatus) { c.Status = st })
 }
 
 // computeStatus is the status of c as s observed it, after action a.
@@ -54,7 +47,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		Restore:            prev.Restore,
 	}
 	if s == nil {
-		setCondition(&st, c, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
 		return st
 	}
 	h := assess(s)
@@ -83,30 +76,30 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossWait || c.Spec.QuorumLossPolicy == "" {
 			msg += "; quorumLossPolicy Wait: nothing is removed, members rejoin when they come back"
 		}
-		setCondition(&st, c, quorumv1alpha1.ConditionQuorumLost, true, "QuorumLost", msg)
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumLost, true, "QuorumLost", msg)
 	} else {
-		setCondition(&st, c, quorumv1alpha1.ConditionQuorumLost, false, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy", h.healthyVoters, h.voters))
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumLost, false, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy", h.healthyVoters, h.voters))
 	}
 
 	switch {
 	case lost:
-		setCondition(&st, c, quorumv1alpha1.ConditionAvailable, false, "QuorumLost", "the cluster has no quorum and serves no writes")
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionAvailable, false, "QuorumLost", "the cluster has no quorum and serves no writes")
 	case h.voters == 0:
-		setCondition(&st, c, quorumv1alpha1.ConditionAvailable, false, "Bootstrapping", "the first member is starting")
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionAvailable, false, "Bootstrapping", "the first member is starting")
 	default:
-		setCondition(&st, c, quorumv1alpha1.ConditionAvailable, true, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy; quorum is %d", h.healthyVoters, h.voters, etcd.Quorum(h.voters)))
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionAvailable, true, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy; quorum is %d", h.healthyVoters, h.voters, etcd.Quorum(h.voters)))
 	}
 
 	switch {
 	case a.reason == "QuorumAtRisk":
-		setCondition(&st, c, quorumv1alpha1.ConditionQuorumAtRisk, true, "ActionWouldLoseQuorum", a.message)
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, true, "ActionWouldLoseQuorum", a.message)
 	case !lost && h.voters > 1 && h.healthyVoters == etcd.Quorum(h.voters):
-		setCondition(&st, c, quorumv1alpha1.ConditionQuorumAtRisk, true, "OneFailureFromQuorumLoss",
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, true, "OneFailureFromQuorumLoss",
 			fmt.Sprintf("%d of %d voters are healthy: one more failure loses quorum (unhealthy: %s)", h.healthyVoters, h.voters, strings.Join(h.unhealthy, ", ")))
 	case !lost && h.voters == 1:
-		setCondition(&st, c, quorumv1alpha1.ConditionQuorumAtRisk, true, "SingleMember", "a 1-member cluster tolerates no failure")
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, true, "SingleMember", "a 1-member cluster tolerates no failure")
 	default:
-		setCondition(&st, c, quorumv1alpha1.ConditionQuorumAtRisk, false, "QuorumSafe", "the cluster tolerates the failure of a member")
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, false, "QuorumSafe", "the cluster tolerates the failure of a member")
 	}
 
 	if len(h.failed) > 0 || len(h.unhealthy) > 0 {
@@ -124,25 +117,25 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 			}
 		}
 		sort.Strings(parts)
-		setCondition(&st, c, quorumv1alpha1.ConditionDegraded, true, "MembersUnhealthy", strings.Join(parts, "; "))
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionDegraded, true, "MembersUnhealthy", strings.Join(parts, "; "))
 	} else {
-		setCondition(&st, c, quorumv1alpha1.ConditionDegraded, false, "AllMembersHealthy", fmt.Sprintf("all %d voters are healthy", h.voters))
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionDegraded, false, "AllMembersHealthy", fmt.Sprintf("all %d voters are healthy", h.voters))
 	}
 
 	switch {
 	case st.PendingChange != nil:
 		p := st.PendingChange
-		setCondition(&st, c, quorumv1alpha1.ConditionProgressing, true, p.Reason, pendingMessage(p))
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, true, p.Reason, pendingMessage(p))
 	case a.kind == actWait:
-		setCondition(&st, c, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
 	case a.kind != actNone && a.kind != actLabelVoter:
 		reason := a.reason
 		if reason == "" {
 			reason = string(a.kind)
 		}
-		setCondition(&st, c, quorumv1alpha1.ConditionProgressing, true, reason, a.message)
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, true, reason, a.message)
 	default:
-		setCondition(&st, c, quorumv1alpha1.ConditionProgressing, false, "AsDesired",
+		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, false, "AsDesired",
 			fmt.Sprintf("%d voters at version %s, as asked", h.voters, c.Spec.Version))
 	}
 	return st
@@ -231,30 +224,11 @@ func significantSizeChange(old, cur int64) bool {
 }
 
 func lowestVersion(s *scope) string {
-	lowest := ""
+	var running []string
 	for _, m := range s.voters() {
-		v, err := parseVersion(m.PodVersion)
-		if err != nil {
-			continue
-		}
-		if l, err := parseVersion(lowest); err != nil || v.less(l) {
-			lowest = m.PodVersion
-		}
+		running = append(running, m.PodVersion)
 	}
-	return lowest
-}
-
-// setCondition sets a condition with the cluster's generation; the
-// transition time changes only when the status does.
-func setCondition(st *quorumv1alpha1.EtcdClusterStatus, c *quorumv1alpha1.EtcdCluster, t string, status bool, reason, msg string) {
-	s := metav1.ConditionFalse
-	if status {
-		s = metav1.ConditionTrue
-	}
-	if reason == "" {
-		reason = "Unknown"
-	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: c.Generation})
+	return version.Lowest(running...)
 }
 
 func updateMetrics(c *quorumv1alpha1.EtcdCluster, st quorumv1alpha1.EtcdClusterStatus) {
@@ -270,13 +244,6 @@ func updateMetrics(c *quorumv1alpha1.EtcdCluster, st quorumv1alpha1.EtcdClusterS
 		membersByRole.WithLabelValues(c.Namespace, c.Name, string(role)).Set(counts[role])
 	}
 	healthyMembers.WithLabelValues(c.Namespace, c.Name).Set(healthy)
-	quorumAtRisk.WithLabelValues(c.Namespace, c.Name).Set(boolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumAtRisk)))
-	quorumLost.WithLabelValues(c.Namespace, c.Name).Set(boolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumLost)))
-}
-
-func boolGauge(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
+	quorumAtRisk.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumAtRisk)))
+	quorumLost.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumLost)))
 }

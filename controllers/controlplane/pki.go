@@ -1,17 +1,20 @@
-package controllers
+package controlplane
 
 import (
 	"bytes"
-	"crypto/sha256"
+	"context"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/pki"
@@ -20,16 +23,6 @@ import (
 
 // defaultRenewBefore is spec.certificateRenewBefore's default.
 const defaultRenewBefore = 30 * 24 * time.Hour
-
-// etcdCredentials are how the apiservers authenticate to etcd: a client
-// certificate issued from the etcd CA (stacked and clusterRef), or the
-// user's own (external).
-type etcdCredentials struct {
-	// CA issues the client certificate; nil when the certificate is given.
-	CA *pki.KeyPair
-	// CACert, Cert and Key are the given credentials when CA is nil.
-	CACert, Cert, Key []byte
-}
 
 // pkiInput is everything the control plane's PKI depends on.
 type pkiInput struct {
@@ -47,6 +40,84 @@ func renewBefore(cp *quorumv1alpha1.ControlPlane) time.Duration {
 		return cp.Spec.CertificateRenewBefore.Duration
 	}
 	return defaultRenewBefore
+}
+
+// ensurePKI keeps the PKI Secret and the kubeconfig Secrets current and
+// returns the hash replicas are built with and the admin kubeconfig.
+func (r *Reconciler) ensurePKI(ctx context.Context, cp *quorumv1alpha1.ControlPlane, svc *corev1.Service, creds *etcdCredentials) (string, []byte, error) {
+	in := pkiInput{cp: cp, etcd: *creds, now: r.Clock()}
+	for _, ip := range svc.Spec.ClusterIPs {
+		if parsed := net.ParseIP(ip); parsed != nil {
+			in.serviceIPs = append(in.serviceIPs, parsed)
+		}
+	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if parsed := net.ParseIP(ing.IP); parsed != nil {
+			in.serviceIPs = append(in.serviceIPs, parsed)
+		}
+		if ing.Hostname != "" {
+			in.serviceHosts = append(in.serviceHosts, ing.Hostname)
+		}
+	}
+	existing, err := r.secretData(ctx, cp.Namespace, resources.PKISecretName(cp.Name))
+	if err != nil {
+		return "", nil, err
+	}
+	data, renewed, err := planPKI(in, existing)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := r.ApplyOwned(ctx, cp, controlPlaneSecret(cp, resources.PKISecretName(cp.Name), data)); err != nil {
+		return "", nil, err
+	}
+	if len(renewed) > 0 {
+		r.Event(cp, corev1.EventTypeNormal, "CertificatesRenewed", "issued "+strings.Join(renewed, ", ")+"; the replicas roll onto them")
+	}
+	ca, err := pki.ParseKeyPair(data[resources.PKICACert], data[resources.PKICAKey])
+	if err != nil {
+		return "", nil, err
+	}
+	mounted := []map[string][]byte{data}
+	var admin []byte
+	for _, u := range kubeconfigUsers(cp) {
+		name := resources.KubeconfigSecretName(cp.Name, u.name)
+		existing, err := r.secretData(ctx, cp.Namespace, name)
+		if err != nil {
+			return "", nil, err
+		}
+		cfg, _, err := planKubeconfig(cp, u, ca, existing[resources.KubeconfigKey], in.now)
+		if err != nil {
+			return "", nil, err
+		}
+		kubeconfig := map[string][]byte{resources.KubeconfigKey: cfg}
+		if err := r.ApplyOwned(ctx, cp, controlPlaneSecret(cp, name, kubeconfig)); err != nil {
+			return "", nil, err
+		}
+		if u.name == resources.KubeconfigAdmin {
+			admin = cfg
+		} else {
+			// The admin kubeconfig is not mounted: renewing it rolls nothing.
+			mounted = append(mounted, kubeconfig)
+		}
+	}
+	return resources.SecretsHash(mounted...), admin, nil
+}
+
+// secretData is the data of a Secret, or nil when it does not exist.
+func (r *Reconciler) secretData(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return secret.Data, nil
+}
+
+// controlPlaneSecret is one of the control plane's Secrets with data.
+func controlPlaneSecret(cp *quorumv1alpha1.ControlPlane, name string, data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cp.Namespace, Labels: resources.ControlPlaneLabels(cp.Name)},
+		Type:       corev1.SecretTypeOpaque, Data: data,
+	}
 }
 
 // servingNames are the DNS names and IPs the apiserver's serving
@@ -137,7 +208,7 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 		default:
 			continue
 		}
-		l.req.Validity = certValidity
+		l.req.Validity = pki.DefaultLeafValidity
 		kp, err := l.issuer.Issue(l.req)
 		if err != nil {
 			return nil, nil, err
@@ -152,7 +223,7 @@ func ensureCAKeys(data map[string][]byte, certKey, keyKey, name string) (*pki.Ke
 	if len(data[certKey]) > 0 {
 		return pki.ParseKeyPair(data[certKey], data[keyKey])
 	}
-	ca, err := pki.NewCA(name, caValidity)
+	ca, err := pki.NewCA(name, pki.DefaultCAValidity)
 	if err != nil {
 		return nil, err
 	}
@@ -217,23 +288,11 @@ func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.K
 	}
 	kp, err := ca.Issue(pki.CertRequest{
 		CommonName: u.commonName, Organization: u.organization,
-		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity,
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: pki.DefaultLeafValidity,
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	out, err := pki.Kubeconfig(cp.Name, u.server, ca.CertPEM, u.name, kp)
 	return out, true, err
-}
-
-// pkiHash identifies the certificates and kubeconfigs replicas mount.
-func pkiHash(secrets ...map[string][]byte) string {
-	h := sha256.New()
-	for _, data := range secrets {
-		for _, k := range slices.Sorted(maps.Keys(data)) {
-			sum := sha256.Sum256(data[k])
-			h.Write([]byte(k + "=" + hex.EncodeToString(sum[:]) + ";"))
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
 }

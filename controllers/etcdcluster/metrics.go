@@ -1,4 +1,4 @@
-package controllers
+package etcdcluster
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,21 +31,8 @@ var (
 		Name: "quorum_etcd_quorum_lost",
 		Help: "1 while fewer than a majority of voters are healthy.",
 	}, []string{"namespace", "cluster"})
-
-	cpReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "quorum_controlplane_replicas",
-		Help: "Replicas of a ControlPlane by state (ready, unready, updated).",
-	}, []string{"namespace", "controlplane", "state"})
-	cpAvailable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "quorum_controlplane_available",
-		Help: "1 while at least one apiserver of the ControlPlane is ready.",
-	}, []string{"namespace", "controlplane"})
-	cpReplacements = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quorum_controlplane_replica_replacements_total",
-		Help: "Failed control-plane replicas deleted to be replaced.",
-	}, []string{"namespace", "controlplane"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, quorumAtRisk, quorumLost, cpReplicas, cpAvailable, cpReplacements)
+	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, quorumAtRisk, quorumLost)
 }

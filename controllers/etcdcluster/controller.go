@@ -1,41 +1,40 @@
-package controllers
+// Package etcdcluster is the EtcdCluster reconciler: it keeps a cluster's
+// members alive, odd at rest, one membership change at a time, quorum
+// first, replaced zone by zone.
+//
+// A reconcile is a list of steps (controller.go): fetch, make the base
+// objects, observe (scope.go), decide one action with a pure function
+// (decide.go), carry it out (membership.go, recovery.go, upgrade.go,
+// restore.go), and write the status (status.go) only when it changed.
+package etcdcluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
-// EtcdClusterReconciler keeps an EtcdCluster's members alive: odd at rest,
-// one membership change at a time, quorum first, replaced zone by zone.
-type EtcdClusterReconciler struct {
-	client.Client
-	Scheme   *runtime.Scheme
-	Recorder events.EventRecorder
+// Reconciler keeps EtcdClusters' members alive.
+type Reconciler struct {
+	reconciler.Base
 	// Dial opens an etcd client; tests put a fake here.
 	Dial etcd.Dialer
-	// Now is the clock; tests set it.
-	Now func() time.Time
 	// Image is the manager's image, which fetches and verifies snapshots
 	// for restores.
 	Image string
@@ -57,8 +56,7 @@ const (
 
 // Reconcile observes a cluster, makes the one change the rules allow, and
 // writes the status.
-func (r *EtcdClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	c := &quorumv1alpha1.EtcdCluster{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -91,16 +89,67 @@ func (r *EtcdClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	a := decide(s)
 	if a.kind != actNone && a.kind != actWait {
-		log.Info("acting", "action", a.kind, "member", a.member, "zone", a.zone, "reason", a.reason, "detail", a.message)
+		logf.FromContext(ctx).Info("acting", "action", a.kind, "member", a.member, "zone", a.zone, "reason", a.reason, "detail", a.message)
 	}
-	result, stepErr := r.execute(ctx, s, a)
+	stepErr := r.execute(ctx, s, a)
 	if err := r.writeStatus(ctx, c, persisted, s, a); err != nil {
 		return ctrl.Result{}, err
 	}
 	if stepErr != nil {
 		return ctrl.Result{}, stepErr
 	}
-	return result, nil
+	if a.kind == actNone || a.kind == actWait {
+		return ctrl.Result{RequeueAfter: healthInterval}, nil
+	}
+	return ctrl.Result{RequeueAfter: stepInterval}, nil
+}
+
+// execute carries out one action. Membership changes are recorded in
+// status.pendingChange before etcd is asked, so an operator killed at any
+// point finds the change on restart and finishes or undoes it.
+func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
+	switch a.kind {
+	case actNone, actWait:
+		return nil
+	case actBootstrap:
+		return r.record(ctx, s, quorumv1alpha1.ChangeAddMember, newMemberName(s.cluster), a.zone, a.reason, "")
+	case actStartMember:
+		return r.startMember(ctx, s, a.member, a.zone)
+	case actRecreatePod:
+		return r.recreatePod(ctx, s, a)
+	case actAddLearner:
+		return r.addLearner(ctx, s, a)
+	case actPromote:
+		return r.promote(ctx, s, a)
+	case actFinishAdd:
+		return r.finishAdd(ctx, s, a)
+	case actLabelVoter:
+		return r.labelVoter(ctx, s.members[a.member])
+	case actMoveLeader:
+		return r.moveLeader(ctx, s, a)
+	case actRemoveMember:
+		return r.removeMember(ctx, s, a)
+	case actCleanupMember:
+		return r.cleanupMember(ctx, s, a)
+	case actDeleteOrphan:
+		_, err := r.deleteMemberObjects(ctx, s, a.member)
+		return err
+	case actRestartMember:
+		return r.restartMember(ctx, s, a)
+	case actForceNewCluster:
+		return r.forceNewCluster(ctx, s, a)
+	case actPreflight:
+		return r.preflight(ctx, s, a)
+	case actDeletePreflight:
+		return client.IgnoreNotFound(r.Delete(ctx, s.preflight))
+	case actVerifySnapshot:
+		return r.CreateOwned(ctx, s.cluster, r.verifyPod(s))
+	case actRecordVerified:
+		return r.recordVerified(ctx, s)
+	case actResetForRestore:
+		return r.resetForRestore(ctx, s, a)
+	}
+	return fmt.Errorf("unknown action %s", a.kind)
 }
 
 // badInputError is a user error that is reported in a condition and
@@ -110,9 +159,10 @@ type badInputError struct{ reason, msg string }
 func (e *badInputError) Error() string { return e.msg }
 
 // ensureBase makes the objects every cluster has: the CA and client
-// certificate (or checks the user's), the Services and the disruption budget.
-func (r *EtcdClusterReconciler) ensureBase(ctx context.Context, c *quorumv1alpha1.EtcdCluster) error {
-	if autoTLS(c) {
+// certificate (or checks the user's), the Services and the disruption
+// budget, applied so that drift is corrected.
+func (r *Reconciler) ensureBase(ctx context.Context, c *quorumv1alpha1.EtcdCluster) error {
+	if resources.AutoTLS(c) {
 		ca, err := r.ensureCA(ctx, c)
 		if err != nil {
 			return err
@@ -131,86 +181,16 @@ func (r *EtcdClusterReconciler) ensureBase(ctx context.Context, c *quorumv1alpha
 		}
 	}
 	for _, obj := range []client.Object{resources.PeerService(c), resources.ClientService(c), resources.PodDisruptionBudget(c)} {
-		if err := r.ensureObject(ctx, c, obj); err != nil {
+		if err := r.ApplyOwned(ctx, c, obj); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ensureObject creates obj, or updates the fields Quorum owns when they
-// drifted. An object that matches is not written.
-func (r *EtcdClusterReconciler) ensureObject(ctx context.Context, owner client.Object, want client.Object) error {
-	existing := want.DeepCopyObject().(client.Object)
-	err := r.Get(ctx, client.ObjectKeyFromObject(want), existing)
-	if apierrors.IsNotFound(err) {
-		return r.createOwned(ctx, owner, want)
-	}
-	if err != nil {
-		return err
-	}
-	changed := false
-	switch w := want.(type) {
-	case *corev1.Service:
-		e := existing.(*corev1.Service)
-		if !servicePortsEqual(e.Spec.Ports, w.Spec.Ports) || !maps.Equal(e.Spec.Selector, w.Spec.Selector) || e.Spec.PublishNotReadyAddresses != w.Spec.PublishNotReadyAddresses {
-			e.Spec.Ports, e.Spec.Selector, e.Spec.PublishNotReadyAddresses = w.Spec.Ports, w.Spec.Selector, w.Spec.PublishNotReadyAddresses
-			changed = true
-		}
-	case *policyv1.PodDisruptionBudget:
-		e := existing.(*policyv1.PodDisruptionBudget)
-		if e.Spec.MaxUnavailable == nil || *e.Spec.MaxUnavailable != *w.Spec.MaxUnavailable {
-			e.Spec.MaxUnavailable = w.Spec.MaxUnavailable
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	return r.Update(ctx, existing)
-}
-
-func servicePortsEqual(a, b []corev1.ServicePort) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || a[i].Port != b[i].Port || a[i].TargetPort != b[i].TargetPort {
-			return false
-		}
-	}
-	return true
-}
-
-// createOwned creates obj with the cluster as its controlling owner, so
-// deleting the cluster deletes it. AlreadyExists is not an error: a
-// restarted reconcile may create what the previous one did.
-func (r *EtcdClusterReconciler) createOwned(ctx context.Context, owner client.Object, obj client.Object) error {
-	return createOwned(ctx, r.Client, r.Scheme, owner, obj)
-}
-
-// createOwned creates obj with owner as its controlling owner; an object
-// that already exists is not an error.
-func createOwned(ctx context.Context, c client.Client, scheme *runtime.Scheme, owner client.Object, obj client.Object) error {
-	if err := controllerutil.SetControllerReference(owner, obj, scheme); err != nil {
-		return err
-	}
-	if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return nil
-}
-
-func (r *EtcdClusterReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
 // SetupWithManager watches clusters, the objects they own, and nodes (a
 // node turning NotReady fails the members on it).
-func (r *EtcdClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Dial == nil {
 		r.Dial = etcd.Dial
 	}
@@ -220,15 +200,15 @@ func (r *EtcdClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.clustersOnNode),
-			builder.WithPredicates(predicate.Funcs{UpdateFunc: nodeReadinessChanged})).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allClusters),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: reconciler.NodeReadinessChanged})).
 		Named("etcdcluster").
 		Complete(r)
 }
 
-// clustersOnNode enqueues every cluster: node events are rare and clusters
+// allClusters enqueues every cluster: node events are rare and clusters
 // few, and a member's node is known only after observing it.
-func (r *EtcdClusterReconciler) clustersOnNode(ctx context.Context, _ client.Object) []ctrl.Request {
+func (r *Reconciler) allClusters(ctx context.Context, _ client.Object) []ctrl.Request {
 	list := &quorumv1alpha1.EtcdClusterList{}
 	if err := r.List(ctx, list); err != nil {
 		return nil
@@ -238,15 +218,4 @@ func (r *EtcdClusterReconciler) clustersOnNode(ctx context.Context, _ client.Obj
 		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
 	}
 	return reqs
-}
-
-// nodeReadinessChanged lets through node updates that change readiness or
-// schedulability, not the heartbeats every few seconds.
-func nodeReadinessChanged(e event.UpdateEvent) bool {
-	oldNode, ok1 := e.ObjectOld.(*corev1.Node)
-	newNode, ok2 := e.ObjectNew.(*corev1.Node)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return nodeReady(oldNode) != nodeReady(newNode) || oldNode.Spec.Unschedulable != newNode.Spec.Unschedulable
 }

@@ -1,18 +1,39 @@
-package controllers
+package controlplane
 
 import (
+	"context"
 	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
+	"quorum.dev/quorum/internal/version"
 )
 
-// computeControlPlaneStatus is the status of a control plane as s
-// observed it, after action a.
-func computeControlPlaneStatus(s *cpScope, a cpAction) quorumv1alpha1.ControlPlaneStatus {
+// writeStatus writes the status only when it changed, with events for a
+// moved leader and a refused version.
+func (r *Reconciler) writeStatus(ctx context.Context, cp *quorumv1alpha1.ControlPlane, persisted *quorumv1alpha1.ControlPlaneStatus, s *scope, a action) error {
+	desired := computeStatus(s, a)
+	updateMetrics(cp, desired)
+	if desired.Leaders != persisted.Leaders && desired.Leaders.ControllerManager != "" && persisted.Leaders.ControllerManager != "" &&
+		desired.Leaders.ControllerManager != persisted.Leaders.ControllerManager {
+		r.Event(cp, corev1.EventTypeNormal, "LeaderChanged", fmt.Sprintf("kube-controller-manager leader moved from %s to %s", persisted.Leaders.ControllerManager, desired.Leaders.ControllerManager))
+	}
+	if s.versionRefused != "" && (persisted.Version == "" || !strings.Contains(reconciler.ConditionMessage(persisted.Conditions, quorumv1alpha1.ConditionProgressing), s.versionRefused)) {
+		r.Event(cp, corev1.EventTypeWarning, "UpgradeRefused", s.versionRefused)
+	}
+	return reconciler.WriteStatus(ctx, r.Client, cp, persisted, desired, func(st quorumv1alpha1.ControlPlaneStatus) { cp.Status = st })
+}
+
+// computeStatus is the status of a control plane as s observed it, after
+// action a.
+func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 	cp := s.cp
 	st := quorumv1alpha1.ControlPlaneStatus{
 		ObservedGeneration:  cp.Generation,
@@ -37,15 +58,15 @@ func computeControlPlaneStatus(s *cpScope, a cpAction) quorumv1alpha1.ControlPla
 		}
 		st.ReplicaStatus = append(st.ReplicaStatus, quorumv1alpha1.ReplicaStatus{Name: r.Name, Zone: r.Zone, Ready: r.Ready, Version: r.Version})
 	}
-	st.Version = lowestReplicaVersion(live)
-	desired := int32(desiredControlPlaneReplicas(cp))
+	var running []string
+	for _, r := range live {
+		running = append(running, r.Version)
+	}
+	st.Version = version.Lowest(running...)
+	desired := int32(desiredReplicas(cp))
 
 	set := func(t string, status bool, reason, msg string) {
-		c := metav1.ConditionFalse
-		if status {
-			c = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: c, Reason: reason, Message: msg, ObservedGeneration: cp.Generation})
+		reconciler.SetCondition(&st.Conditions, cp.Generation, t, status, reason, msg)
 	}
 
 	set(quorumv1alpha1.ConditionEtcdAvailable, s.etcd.available, s.etcd.reason, s.etcd.message)
@@ -61,7 +82,7 @@ func computeControlPlaneStatus(s *cpScope, a cpAction) quorumv1alpha1.ControlPla
 	}
 
 	switch {
-	case failed > 0 && !cpAutoReplace(cp):
+	case failed > 0 && !autoReplace(cp):
 		set(quorumv1alpha1.ConditionDegraded, true, "ReplicaFailed", fmt.Sprintf("%d replica(s) failed and failurePolicy.autoReplace is false", failed))
 	case failed > 0:
 		set(quorumv1alpha1.ConditionDegraded, true, "ReplicaFailed", fmt.Sprintf("%d replica(s) failed; replacing them one at a time", failed))
@@ -74,9 +95,9 @@ func computeControlPlaneStatus(s *cpScope, a cpAction) quorumv1alpha1.ControlPla
 	switch {
 	case s.versionRefused != "":
 		set(quorumv1alpha1.ConditionProgressing, false, "UpgradeRefused", s.versionRefused)
-	case a.kind == cpCreate || a.kind == cpDelete:
+	case a.kind == actCreate || a.kind == actDelete:
 		set(quorumv1alpha1.ConditionProgressing, true, a.reason, a.message)
-	case a.kind == cpWait:
+	case a.kind == actWait:
 		set(quorumv1alpha1.ConditionProgressing, true, a.reason, a.message)
 	case st.Replicas == desired && st.UpdatedReplicas == desired:
 		set(quorumv1alpha1.ConditionProgressing, false, "Stable", fmt.Sprintf("%d replicas at %s", desired, cp.Spec.Version))
@@ -86,9 +107,9 @@ func computeControlPlaneStatus(s *cpScope, a cpAction) quorumv1alpha1.ControlPla
 	return st
 }
 
-func updateControlPlaneMetrics(cp *quorumv1alpha1.ControlPlane, st quorumv1alpha1.ControlPlaneStatus) {
+func updateMetrics(cp *quorumv1alpha1.ControlPlane, st quorumv1alpha1.ControlPlaneStatus) {
 	cpReplicas.WithLabelValues(cp.Namespace, cp.Name, "ready").Set(float64(st.ReadyReplicas))
 	cpReplicas.WithLabelValues(cp.Namespace, cp.Name, "unready").Set(float64(st.Replicas - st.ReadyReplicas))
 	cpReplicas.WithLabelValues(cp.Namespace, cp.Name, "updated").Set(float64(st.UpdatedReplicas))
-	cpAvailable.WithLabelValues(cp.Namespace, cp.Name).Set(boolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionAvailable)))
+	cpAvailable.WithLabelValues(cp.Namespace, cp.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionAvailable)))
 }

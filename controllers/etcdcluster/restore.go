@@ -1,18 +1,15 @@
-package controllers
+package etcdcluster
 
 import (
 	"context"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/backupjob"
-	"quorum.dev/quorum/internal/placement"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -51,7 +48,7 @@ func restoreVerified(c *quorumv1alpha1.EtcdCluster) bool {
 
 // observeRestore finds the backup and snapshot to restore, and the verify
 // pod with its result.
-func (r *EtcdClusterReconciler) observeRestore(ctx context.Context, s *scope) error {
+func (r *Reconciler) observeRestore(ctx context.Context, s *scope) error {
 	c := s.cluster
 	o := &restoreObservation{}
 	s.restore = o
@@ -105,79 +102,18 @@ func (r *EtcdClusterReconciler) observeRestore(ctx context.Context, s *scope) er
 	return nil
 }
 
-// decideRestore is the bootstrap of a cluster built from a snapshot.
-func decideRestore(s *scope) action {
-	c, o := s.cluster, s.restore
-	if restoreVerified(c) {
-		zone, ok := placement.ZoneForNewMember(c.Spec.Zones, s.readyZones, nil, "")
-		if o != nil && o.zone != "" {
-			zone, ok = o.zone, s.readyZones[o.zone]
-		}
-		if !ok {
-			return action{kind: actWait, reason: "NoReadyZone", message: "no Ready zone for the restored member"}
-		}
-		return action{kind: actBootstrap, zone: zone, reason: "Restore", message: fmt.Sprintf("restoring snapshot %s", c.Status.Restore.Snapshot)}
-	}
-	switch {
-	case o == nil || o.backup == nil:
-		return action{kind: actWait, reason: "BackupNotFound", message: "the EtcdBackup to restore from does not exist"}
-	case o.snapshot == nil:
-		return action{kind: actWait, reason: "SnapshotNotFound", message: fmt.Sprintf("EtcdBackup %s lists no such verified snapshot", o.backup.Name)}
-	case o.result != nil && o.result.OK:
-		return action{kind: actRecordVerified, message: fmt.Sprintf("snapshot %s verified", o.snapshot.Name)}
-	case o.result != nil:
-		reason := o.result.Reason
-		if reason == "" {
-			reason = "VerificationFailed"
-		}
-		return action{kind: actWait, reason: reason, message: fmt.Sprintf("snapshot %s was refused, nothing was created: %s", o.snapshot.Name, o.result.Message)}
-	case o.verifyPod == nil:
-		return action{kind: actVerifySnapshot, message: fmt.Sprintf("fetching and verifying snapshot %s", o.snapshot.Name)}
-	}
-	return action{kind: actWait, reason: "VerifyingSnapshot", message: fmt.Sprintf("fetching and verifying snapshot %s", o.snapshot.Name)}
-}
-
-// quorumLostFor is how long the stored QuorumLost condition has been true.
-func quorumLostFor(s *scope) (time.Duration, time.Time) {
-	cond := meta.FindStatusCondition(s.cluster.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
-	if cond == nil || cond.Status != metav1.ConditionTrue {
-		return 0, time.Time{}
-	}
-	return s.now.Sub(cond.LastTransitionTime.Time), cond.LastTransitionTime.Time
-}
-
-// newestSnapshotOf finds the newest snapshot of the cluster among the
-// backups that name it.
-func newestSnapshotOf(backups []quorumv1alpha1.EtcdBackup, cluster string) (*quorumv1alpha1.EtcdBackup, *quorumv1alpha1.Snapshot) {
-	var bestB *quorumv1alpha1.EtcdBackup
-	var best *quorumv1alpha1.Snapshot
-	for i := range backups {
-		b := &backups[i]
-		if backedUpCluster(b) != cluster {
-			continue
-		}
-		for j := range b.Status.Snapshots {
-			sn := &b.Status.Snapshots[j]
-			if best == nil || sn.TakenAt.After(best.TakenAt.Time) {
-				bestB, best = b, sn
-			}
-		}
-	}
-	return bestB, best
-}
-
 // verifyPod fetches and verifies the snapshot with the destination of its
 // backup; it makes nothing else.
-func (r *EtcdClusterReconciler) verifyPod(s *scope) *corev1.Pod {
+func (r *Reconciler) verifyPod(s *scope) *corev1.Pod {
 	c, o := s.cluster, s.restore
 	labels := map[string]string{labelRestoreVerify: c.Name, resources.LabelManagedBy: "quorum"}
 	args := []string{"backup-job", "fetch", "--name=" + o.snapshot.Name, "--sha256=" + o.snapshot.SHA256, "--spool-dir=/tmp"}
-	return BackupJobPod(r.Image, c.Namespace, c.Name+"-restore-verify", labels, "", o.backup.Spec.Destination, args)
+	return backupjob.Pod(r.Image, c.Namespace, c.Name+"-restore-verify", labels, "", o.backup.Spec.Destination, args)
 }
 
 // restoreSource is the first member's restore step: the init containers
 // that fetch and verify the snapshot and restore it with etcdutl.
-func (r *EtcdClusterReconciler) restoreSource(s *scope, member string) (*resources.RestoreSource, error) {
+func (r *Reconciler) restoreSource(s *scope, member string) (*resources.RestoreSource, error) {
 	c := s.cluster
 	rs := c.Status.Restore
 	b := &quorumv1alpha1.EtcdBackup{}
@@ -187,6 +123,23 @@ func (r *EtcdClusterReconciler) restoreSource(s *scope, member string) (*resourc
 		return nil, fmt.Errorf("the EtcdBackup %s of the restore is gone", rs.Backup)
 	}
 	args := []string{"backup-job", "fetch", "--name=" + rs.Snapshot, "--sha256=" + rs.SHA256, "--out=/var/lib/etcd/restore/snapshot.db", "--spool-dir=/tmp"}
-	fetch := BackupJobPod(r.Image, c.Namespace, member, nil, "", b.Spec.Destination, args)
+	fetch := backupjob.Pod(r.Image, c.Namespace, member, nil, "", b.Spec.Destination, args)
 	return &resources.RestoreSource{Fetch: fetch.Spec.Containers[0], Volumes: fetch.Spec.Volumes}, nil
+}
+
+// recordVerified records the verified snapshot the cluster is built from,
+// then deletes the verify pod.
+func (r *Reconciler) recordVerified(ctx context.Context, s *scope) error {
+	c, o := s.cluster, s.restore
+	rs := &quorumv1alpha1.RestoreStatus{Backup: o.backup.Name, Snapshot: o.snapshot.Name, Location: o.snapshot.Location,
+		Revision: o.snapshot.Revision, SHA256: o.snapshot.SHA256, TakenAt: &o.snapshot.TakenAt, Verified: true}
+	if old := c.Status.Restore; old != nil {
+		rs.QuorumLostAt = old.QuorumLostAt
+	}
+	c.Status.Restore = rs
+	if err := r.persist(ctx, s); err != nil {
+		return err
+	}
+	r.Event(c, corev1.EventTypeNormal, "SnapshotVerified", fmt.Sprintf("snapshot %s (revision %d) fetched from %s and verified", rs.Snapshot, rs.Revision, rs.Location))
+	return client.IgnoreNotFound(r.Delete(ctx, o.verifyPod))
 }

@@ -1,4 +1,4 @@
-package controllers
+package etcdcluster
 
 import (
 	"context"
@@ -23,46 +23,31 @@ const (
 	certValidity = 365 * 24 * time.Hour
 )
 
-// autoTLS says whether the operator makes the cluster's certificates.
-func autoTLS(c *quorumv1alpha1.EtcdCluster) bool { return c.Spec.TLS.Auto == nil || *c.Spec.TLS.Auto }
-
 // ensureCA returns the cluster's CA, creating its Secret on first use.
-func (r *EtcdClusterReconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*pki.KeyPair, error) {
+func (r *Reconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*pki.KeyPair, error) {
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.CASecretName(c.Name)}, secret)
 	if err == nil {
-		return pki.ParseKeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
+		return pki.CAFromSecret(secret)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	ca, secret, err := newEtcdCASecret(c.Namespace, c.Name)
+	ca, secret, err := pki.NewCASecret(
+		metav1.ObjectMeta{Name: resources.CASecretName(c.Name), Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
+		fmt.Sprintf("etcd-ca %s/%s", c.Namespace, c.Name), caValidity)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.createOwned(ctx, c, secret); err != nil {
+	if err := r.CreateOwned(ctx, c, secret); err != nil {
 		return nil, err
 	}
 	return ca, nil
 }
 
-// newEtcdCASecret makes a new CA for the EtcdCluster cluster and the Secret
-// that holds it.
-func newEtcdCASecret(namespace, cluster string) (*pki.KeyPair, *corev1.Secret, error) {
-	ca, err := pki.NewCA(fmt.Sprintf("etcd-ca %s/%s", namespace, cluster), caValidity)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ca, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: resources.CASecretName(cluster), Namespace: namespace, Labels: resources.ClusterLabels(cluster)},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: ca.CertPEM, corev1.TLSPrivateKeyKey: ca.KeyPEM},
-	}, nil
-}
-
 // ensureClientSecret makes the client certificate the operator (and the
 // control planes and backups that use this cluster) authenticate with.
-func (r *EtcdClusterReconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, ca *pki.KeyPair) error {
+func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, ca *pki.KeyPair) error {
 	key := client.ObjectKey{Namespace: c.Namespace, Name: resources.ClientSecretName(c.Name)}
 	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
 		return err
@@ -71,7 +56,7 @@ func (r *EtcdClusterReconciler) ensureClientSecret(ctx context.Context, c *quoru
 	if err != nil {
 		return err
 	}
-	return r.createOwned(ctx, c, &corev1.Secret{
+	return r.CreateOwned(ctx, c, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.CertPEM},
@@ -81,8 +66,8 @@ func (r *EtcdClusterReconciler) ensureClientSecret(ctx context.Context, c *quoru
 // ensureMemberSecret issues a member's own peer and server certificates,
 // valid for its DNS names only: etcd checks a peer's certificate against
 // the address it connects from by resolving those names.
-func (r *EtcdClusterReconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, member string) error {
-	if !autoTLS(c) {
+func (r *Reconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, member string) error {
+	if !resources.AutoTLS(c) {
 		return nil
 	}
 	key := client.ObjectKey{Namespace: c.Namespace, Name: resources.MemberSecretName(member)}
@@ -117,7 +102,7 @@ func (r *EtcdClusterReconciler) ensureMemberSecret(ctx context.Context, c *quoru
 	}
 	labels := resources.ClusterLabels(c.Name)
 	labels[resources.LabelMember] = member
-	return r.createOwned(ctx, c, &corev1.Secret{
+	return r.CreateOwned(ctx, c, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: labels},
 		Type:       corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
@@ -129,8 +114,8 @@ func (r *EtcdClusterReconciler) ensureMemberSecret(ctx context.Context, c *quoru
 }
 
 // clientTLS is the operator's TLS config toward the cluster's members.
-func (r *EtcdClusterReconciler) clientTLS(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*tls.Config, error) {
-	name := clientSecretOf(c)
+func (r *Reconciler) clientTLS(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*tls.Config, error) {
+	name := resources.ClientSecretOf(c)
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, secret); err != nil {
 		return nil, fmt.Errorf("reading the client certificate Secret %s: %w", name, err)

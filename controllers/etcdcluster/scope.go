@@ -1,4 +1,4 @@
-package controllers
+package etcdcluster
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -81,8 +82,8 @@ type scope struct {
 
 // observe builds the scope: pods, volumes and nodes from the cache, then the
 // member list and each member's status from etcd.
-func (r *EtcdClusterReconciler) observe(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*scope, error) {
-	s := &scope{cluster: c, now: r.now(), members: map[string]*memberState{}, nodes: map[string]*corev1.Node{}, readyZones: map[string]bool{}}
+func (r *Reconciler) observe(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*scope, error) {
+	s := &scope{cluster: c, now: r.Clock(), members: map[string]*memberState{}, nodes: map[string]*corev1.Node{}}
 	sel := client.MatchingLabels{resources.LabelCluster: c.Name}
 
 	nodes := &corev1.NodeList{}
@@ -90,12 +91,9 @@ func (r *EtcdClusterReconciler) observe(ctx context.Context, c *quorumv1alpha1.E
 		return nil, err
 	}
 	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		s.nodes[n.Name] = n
-		if nodeReady(n) && !n.Spec.Unschedulable {
-			s.readyZones[n.Labels[quorumv1alpha1.LabelZone]] = true
-		}
+		s.nodes[nodes.Items[i].Name] = &nodes.Items[i]
 	}
+	s.readyZones = reconciler.ReadyZones(nodes.Items)
 
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(c.Namespace), sel); err != nil {
@@ -205,12 +203,12 @@ func (s *scope) memberNode(m *memberState) (string, bool) {
 		return "", true
 	}
 	n, ok := s.nodes[name]
-	return name, ok && nodeReady(n)
+	return name, ok && reconciler.NodeReady(n)
 }
 
 // observeEtcd asks etcd for its members and each member for its status.
 // The member list is a serializable read, so it answers without quorum.
-func (r *EtcdClusterReconciler) observeEtcd(ctx context.Context, s *scope) {
+func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) {
 	c := s.cluster
 	var endpoints []string
 	for _, m := range s.sortedMembers() {
@@ -325,11 +323,21 @@ func (s *scope) voters() []*memberState {
 	return out
 }
 
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+// votersExcept lists the voters other than name.
+func (s *scope) votersExcept(name string) []*memberState {
+	var out []*memberState
+	for _, m := range s.voters() {
+		if m.Name != name {
+			out = append(out, m)
 		}
 	}
-	return false
+	return out
+}
+
+// PodVersionOr is the version the member's pod runs, or def without a pod.
+func (m *memberState) PodVersionOr(def string) string {
+	if m != nil && m.PodVersion != "" {
+		return m.PodVersion
+	}
+	return def
 }

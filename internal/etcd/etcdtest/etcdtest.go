@@ -1,4 +1,7 @@
-package controllers
+// Package etcdtest is an etcd cluster in memory behind the etcd.Cluster
+// interface, for envtest runs of the controllers where no member process
+// runs. End-to-end suites use real members.
+package etcdtest
 
 import (
 	"context"
@@ -11,10 +14,10 @@ import (
 	"quorum.dev/quorum/internal/etcd"
 )
 
-// fakeEtcd is an etcd cluster in memory, for envtest runs where no pod
-// really starts: a member exists once added, and answers once "started"
-// (its pod given an IP by the test, as a kubelet would).
-type fakeEtcd struct {
+// Cluster is an etcd cluster in memory: a member exists once added, and
+// answers once started (its pod given an IP by the test, as a kubelet
+// would).
+type Cluster struct {
 	mu        sync.Mutex
 	nextID    uint64
 	clusterID uint64
@@ -30,17 +33,19 @@ type fakeMember struct {
 	started bool
 }
 
-func newFakeEtcd() *fakeEtcd {
-	return &fakeEtcd{nextID: 0x100, clusterID: 0xc1a5, members: map[uint64]*fakeMember{}}
+// New is an empty cluster; the first member started bootstraps it.
+func New() *Cluster {
+	return &Cluster{nextID: 0x100, clusterID: 0xc1a5, members: map[uint64]*fakeMember{}}
 }
 
-func (f *fakeEtcd) dial(endpoints []string, _ *tls.Config) (etcd.Cluster, error) {
+// Dial is an etcd.Dialer onto the cluster.
+func (f *Cluster) Dial(endpoints []string, _ *tls.Config) (etcd.Cluster, error) {
 	return &fakeConn{f: f}, nil
 }
 
-// start is the member's process starting: the first member bootstraps the
+// Start is the member's process starting: the first member bootstraps the
 // cluster and leads.
-func (f *fakeEtcd) start(name string) {
+func (f *Cluster) Start(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, m := range f.members {
@@ -56,9 +61,17 @@ func (f *fakeEtcd) start(name string) {
 	}
 }
 
-func (f *fakeEtcd) record(call string) { f.calls = append(f.calls, call) }
+func (f *Cluster) record(call string) { f.calls = append(f.calls, call) }
 
-type fakeConn struct{ f *fakeEtcd }
+// Calls lists the membership calls made, in order: "add NAME", "promote
+// NAME", "remove NAME", "move-leader".
+func (f *Cluster) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+type fakeConn struct{ f *Cluster }
 
 func hostMember(u string) string {
 	parsed, err := url.Parse(u)

@@ -1,4 +1,4 @@
-package controllers
+package controlplane
 
 import (
 	"crypto/x509"
@@ -115,7 +115,7 @@ func TestPKISANsAndUsages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(renewed) != 0 || pkiHash(again) != pkiHash(data) {
+	if len(renewed) != 0 || resources.SecretsHash(again) != resources.SecretsHash(data) {
 		t.Errorf("a current PKI changed on a second pass: renewed %v", renewed)
 	}
 }
@@ -143,7 +143,7 @@ func TestPKIRenewal(t *testing.T) {
 	if string(renewedData[resources.PKICACert]) != string(data[resources.PKICACert]) || string(renewedData[resources.PKIServiceAccountKey]) != string(data[resources.PKIServiceAccountKey]) {
 		t.Error("renewal must keep the CA and the service-account key")
 	}
-	if pkiHash(renewedData) == pkiHash(data) {
+	if resources.SecretsHash(renewedData) == resources.SecretsHash(data) {
 		t.Error("renewed certificates must change the template hash so the replicas roll")
 	}
 

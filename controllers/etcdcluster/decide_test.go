@@ -1,4 +1,4 @@
-package controllers
+package etcdcluster
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ func cluster(replicas int32, mutate ...func(*quorumv1alpha1.EtcdCluster)) *quoru
 func member(name, zone string, id uint64, opts ...func(*memberState)) *memberState {
 	m := &memberState{
 		Name: name, Zone: zone, InEtcd: true, ID: id,
-		Pod:       &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{labelVoter: "true"}}, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1"}},
+		Pod:       &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{resources.LabelVoter: "true"}}, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1"}},
 		PVC:       &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name + "-data"}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}},
 		NodeReady: true, NodeName: "node-" + zone,
 		Status:  &etcd.Status{MemberID: id, Leader: 1, RaftIndex: 100 + id},
@@ -53,13 +53,13 @@ func member(name, zone string, id uint64, opts ...func(*memberState)) *memberSta
 }
 
 func leader(m *memberState)    { m.Leader = true }
-func learner(m *memberState)   { m.Learner = true; m.Pod.Labels[labelVoter] = "false" }
+func learner(m *memberState)   { m.Learner = true; m.Pod.Labels[resources.LabelVoter] = "false" }
 func noPod(m *memberState)     { m.Pod = nil; m.Status = nil; m.Healthy = false }
 func noPVC(m *memberState)     { m.PVC = nil }
 func notInEtcd(m *memberState) { m.InEtcd = false; m.ID = 0 }
 func unhealthy(m *memberState) { m.Healthy = false; m.Status = nil }
 func nodeDown(m *memberState)  { m.NodeReady = false; unhealthy(m) }
-func version(v string) func(*memberState) {
+func atVersion(v string) func(*memberState) {
 	return func(m *memberState) { m.PodVersion, m.Version = v, v }
 }
 
@@ -268,7 +268,7 @@ func TestDecide(t *testing.T) {
 			scopeOf(cluster(3), append(three(), member("m-x", "b", 9, notInEtcd))...),
 			want{kind: actDeleteOrphan, member: "m-x"}},
 		{"a voter's pod not labelled as a voter is labelled",
-			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-c": {func(m *memberState) { m.Pod.Labels[labelVoter] = "false" }}})...),
+			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-c": {func(m *memberState) { m.Pod.Labels[resources.LabelVoter] = "false" }}})...),
 			want{kind: actLabelVoter, member: "m-c"}},
 		{"a lost zone is back: a learner there restores the spread",
 			scopeOf(cluster(3), member("m-a", "a", 1, leader), member("m-a2", "a", 2), member("m-c", "c", 3)),
@@ -304,7 +304,7 @@ func TestDecide(t *testing.T) {
 			want{kind: actRestartMember, member: "m-b", reason: "Upgrade"}},
 		{"the leader rolls last, after leadership moves off it",
 			withPreflight(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.7.0" }),
-				member("m-a", "a", 1, leader), member("m-b", "b", 2, version("3.7.0")), member("m-c", "c", 3, version("3.7.0"))), "3.7.0", corev1.ContainerStatus{}, corev1.PodSucceeded),
+				member("m-a", "a", 1, leader), member("m-b", "b", 2, atVersion("3.7.0")), member("m-c", "c", 3, atVersion("3.7.0"))), "3.7.0", corev1.ContainerStatus{}, corev1.PodSucceeded),
 			want{kind: actMoveLeader, member: "m-a"}},
 		{"a patch upgrade rolls too",
 			withPreflight(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = "3.6.17" }), three()...), "3.6.17", corev1.ContainerStatus{}, corev1.PodSucceeded),
@@ -377,26 +377,6 @@ func TestQuorumGuard(t *testing.T) {
 	}
 }
 
-func TestVersionStep(t *testing.T) {
-	for _, tc := range []struct {
-		from, to string
-		ok       bool
-	}{
-		{"3.6.16", "3.6.16", true},
-		{"3.6.15", "3.6.16", true},
-		{"3.6.16", "3.6.15", true},
-		{"3.6.16", "3.7.0", true},
-		{"3.6.16", "3.8.0", false},
-		{"3.6.16", "3.5.21", false},
-		{"3.6.16", "4.0.0", false},
-		{"3.6.16", "latest", false},
-	} {
-		if err := versionStep(tc.from, tc.to); (err == nil) != tc.ok {
-			t.Errorf("versionStep(%s, %s) = %v, want ok=%v", tc.from, tc.to, err, tc.ok)
-		}
-	}
-}
-
 func TestFailureReason(t *testing.T) {
 	c := cluster(3)
 	for _, tc := range []struct {
@@ -462,4 +442,15 @@ func restoring(verify *corev1.Pod, result *backupjob.Result, verified bool) *sco
 		s.restore.result = result
 	}
 	return s
+}
+
+func TestStackedBackupsRestoreTheirEtcdCluster(t *testing.T) {
+	viaControlPlane := backupWith("cp-hourly", "ignored", 14)
+	viaControlPlane.Spec.EtcdClusterRef = nil
+	viaControlPlane.Spec.ControlPlaneRef = &quorumv1alpha1.LocalObjectReference{Name: "tenant"}
+	backups := []quorumv1alpha1.EtcdBackup{backupWith("hourly", "tenant-etcd", 9), viaControlPlane, backupWith("other", "other", 16)}
+	b, sn := newestSnapshotOf(backups, "tenant-etcd")
+	if b == nil || b.Name != "cp-hourly" || sn.TakenAt.Hour() != 14 {
+		t.Fatalf("newest snapshot of a stacked EtcdCluster = %v %v, want the ControlPlane backup's", b, sn)
+	}
 }

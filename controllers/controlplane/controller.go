@@ -1,0 +1,151 @@
+// Package controlplane is the ControlPlane reconciler: it keeps a hosted
+// control plane's replicas alive behind its endpoint.
+//
+// A reconcile is a list of steps (controller.go): the endpoint Service
+// (endpoint.go), etcd access (etcd.go), the PKI and kubeconfigs (pki.go),
+// what the replicas are (scope.go) and who leads (leaders.go), then one
+// change decided by a pure function (decide.go) and carried out
+// (replicas.go), and the status (status.go), written only when it changed.
+package controlplane
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/reconciler"
+	"quorum.dev/quorum/internal/resources"
+)
+
+// Reconciler keeps ControlPlanes' replicas alive: PKI and kubeconfigs, the
+// endpoint Service, the replicas (zone-spread, replaced, scaled and rolled
+// one at a time), and a status read from the pods and, for the leader
+// leases, the hosted API.
+type Reconciler struct {
+	reconciler.Base
+	// Dial opens an etcd client (external etcd is probed); tests fake it.
+	Dial etcd.Dialer
+	// Hosted opens a client to a control plane's own API (leader leases);
+	// nil uses the admin kubeconfig through the endpoint Service's DNS name.
+	Hosted func(ctx context.Context, cp *quorumv1alpha1.ControlPlane, adminKubeconfig []byte) (kubernetes.Interface, error)
+}
+
+// Requeue intervals: apiserver readiness is watched through the pods, but
+// leases are not, so a stable control plane is looked at again every
+// healthInterval; one in the middle of a change sooner.
+const (
+	healthInterval = 10 * time.Second
+	stepInterval   = 2 * time.Second
+)
+
+// +kubebuilder:rbac:groups=quorum.dev,resources=etcdclusters,verbs=create
+
+// Reconcile makes a control plane's endpoint, etcd access and PKI, makes
+// the one replica change the rules allow, and writes the status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cp := &quorumv1alpha1.ControlPlane{}
+	if err := r.Get(ctx, req.NamespacedName, cp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cp.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	persisted := cp.Status.DeepCopy()
+	s := &scope{cp: cp, now: r.Clock(), stacked: cp.Spec.Etcd.Stacked != nil}
+
+	svc, err := r.ensureEndpoint(ctx, cp)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	creds, access, err := r.observeEtcd(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if creds == nil {
+		// No way to reach etcd yet: nothing is started, the condition says why.
+		if err := r.observeReplicas(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, cp, persisted, s, action{kind: actWait, reason: reasonWaitEtcd, message: s.etcd.message})
+	}
+	pkiHash, admin, err := r.ensurePKI(ctx, cp, svc, creds)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.observeReplicas(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.version, s.versionRefused = s.targetVersion()
+	s.template = resources.Replica{ControlPlane: cp, Version: s.version, Etcd: access, PKIHash: pkiHash}
+	s.hash = s.template.TemplateHash()
+	s.leaders = r.readLeaders(ctx, s, admin)
+
+	a := decide(s)
+	if a.kind != actNone && a.kind != actWait {
+		logf.FromContext(ctx).Info("acting", "action", a.kind, "replica", a.replica, "zone", a.zone, "reason", a.reason, "detail", a.message)
+	}
+	stepErr := r.execute(ctx, s, a)
+	if err := r.writeStatus(ctx, cp, persisted, s, a); err != nil {
+		return ctrl.Result{}, err
+	}
+	if stepErr != nil {
+		return ctrl.Result{}, stepErr
+	}
+	if a.kind == actNone {
+		return ctrl.Result{RequeueAfter: healthInterval}, nil
+	}
+	return ctrl.Result{RequeueAfter: stepInterval}, nil
+}
+
+// SetupWithManager watches control planes, their pods (owned directly, or
+// through the stacked EtcdCluster), Services, EtcdClusters and nodes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	byLabel := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+		if name := o.GetLabels()[resources.LabelControlPlane]; name != "" {
+			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+		}
+		return nil
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&quorumv1alpha1.ControlPlane{}).
+		Owns(&corev1.Service{}).
+		Watches(&corev1.Pod{}, byLabel).
+		Watches(&quorumv1alpha1.EtcdCluster{}, handler.EnqueueRequestsFromMapFunc(r.controlPlanesInNamespace)).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allControlPlanes),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: reconciler.NodeReadinessChanged})).
+		Named("controlplane").
+		Complete(r)
+}
+
+// controlPlanesInNamespace enqueues the control planes that may use an
+// EtcdCluster: those of its namespace (a reference may name it before it
+// exists).
+func (r *Reconciler) controlPlanesInNamespace(ctx context.Context, o client.Object) []ctrl.Request {
+	return r.controlPlanes(ctx, client.InNamespace(o.GetNamespace()))
+}
+
+func (r *Reconciler) allControlPlanes(ctx context.Context, _ client.Object) []ctrl.Request {
+	return r.controlPlanes(ctx)
+}
+
+func (r *Reconciler) controlPlanes(ctx context.Context, opts ...client.ListOption) []ctrl.Request {
+	list := &quorumv1alpha1.ControlPlaneList{}
+	if err := r.List(ctx, list, opts...); err != nil {
+		return nil
+	}
+	var reqs []ctrl.Request
+	for _, cp := range list.Items {
+		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&cp)})
+	}
+	return reqs
+}

@@ -1,0 +1,137 @@
+package controlplane
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+)
+
+var cpNow = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+// rep is a ready, current replica of version v1.36.3 in zone z.
+func rep(name, zone string, opts ...func(*replicaState)) *replicaState {
+	r := &replicaState{
+		Name: name, Zone: zone, Version: "v1.36.3", Hash: "current", Pod: &corev1.Pod{},
+		Ready: true, NodeReady: true, Created: cpNow.Add(-time.Hour), UnreadySince: cpNow.Add(-time.Hour),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+func unready(since time.Duration) func(*replicaState) {
+	return func(r *replicaState) { r.Ready = false; r.UnreadySince = cpNow.Add(-since) }
+}
+func outdatedAt(v string) func(*replicaState) {
+	return func(r *replicaState) { r.Version = v; r.Hash = "old" }
+}
+func onDownNode(r *replicaState)  { r.NodeReady = false; r.Ready = false }
+func terminating(r *replicaState) { r.Terminating = true }
+
+func scopeOf(replicas int32, mutate func(*scope), rs ...*replicaState) *scope {
+	cp := testControlPlane()
+	cp.Spec.Replicas = ptr.To(replicas)
+	cp.Spec.Zones = quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}
+	s := &scope{
+		cp: cp, now: cpNow, replicas: rs,
+		readyZones: map[string]bool{"zone-a": true, "zone-b": true, "zone-c": true},
+		etcd:       etcdState{available: true},
+		hash:       "current",
+	}
+	s.version, s.versionRefused = s.targetVersion()
+	if mutate != nil {
+		mutate(s)
+	}
+	return s
+}
+
+func TestDecideControlPlane(t *testing.T) {
+	leaderIs := func(name string) func(*scope) {
+		return func(s *scope) {
+			s.leaders = quorumv1alpha1.ControlPlaneLeaders{ControllerManager: name, Scheduler: name}
+		}
+	}
+	stacked := func(s *scope) { s.stacked = true }
+	cases := []struct {
+		name    string
+		s       *scope
+		kind    actionKind
+		replica string
+		zone    string
+		reason  string
+	}{
+		{"healthy does nothing", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c")), actNone, "", "", ""},
+		{"bootstrap waits for etcd", scopeOf(3, func(s *scope) { s.etcd = etcdState{message: "EtcdCluster x does not exist"} }), actWait, "", "", reasonWaitEtcd},
+		{"bootstrap creates in the first zone", scopeOf(3, nil), actCreate, "", "zone-a", reasonBootstrap},
+		{"bootstrap creates the rest at once", scopeOf(3, nil, rep("a", "zone-a", unready(5*time.Second))), actCreate, "", "zone-b", reasonScaleUp},
+		{"scale up waits for the new replica", scopeOf(5, nil, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"), rep("d", "zone-a", unready(5*time.Second))), actWait, "", "", reasonWaitReady},
+		{"scale up to the emptiest zone", scopeOf(5, nil, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"), rep("d", "zone-a")), actCreate, "", "zone-b", reasonScaleUp},
+		{"scale down from the fullest zone", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"), rep("d", "zone-a"), rep("e", "zone-b")), actDelete, "a", "zone-a", reasonScaleDown},
+		{"scale down spares the leader", scopeOf(3, leaderIs("a"), rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"), rep("d", "zone-a"), rep("e", "zone-b")), actDelete, "d", "zone-a", reasonScaleDown},
+		{"unready past unhealthyAfter is replaced", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b", unready(2*time.Minute)), rep("c", "zone-c")), actDelete, "b", "zone-b", reasonReplace},
+		{"unready within unhealthyAfter waits", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b", unready(10*time.Second)), rep("c", "zone-c")), actNone, "", "", ""},
+		{"NotReady node is replaced at once", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b", onDownNode), rep("c", "zone-c")), actDelete, "b", "zone-b", reasonReplace},
+		{"a replica stuck terminating on a dead node is forced", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b", onDownNode, terminating), rep("c", "zone-c")), actDelete, "b", "zone-b", reasonReplace},
+		{"a terminating replica is waited for", scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b", terminating), rep("c", "zone-c")), actWait, "", "", reasonWaitReady},
+		{"a replacement goes back to its zone", scopeOf(3, nil, rep("a", "zone-a"), rep("c", "zone-c")), actCreate, "", "zone-b", reasonScaleUp},
+		{"no replacement when autoReplace is off", scopeOf(3, func(s *scope) { s.cp.Spec.FailurePolicy.AutoReplace = ptr.To(false) }, rep("a", "zone-a"), rep("b", "zone-b", onDownNode), rep("c", "zone-c")), actNone, "", "", ""},
+		{"upgrade adds one replica at the new version first", scopeOf(3, leaderIs("a"), rep("a", "zone-a", outdatedAt("v1.35.4")), rep("b", "zone-b", outdatedAt("v1.35.4")), rep("c", "zone-c", outdatedAt("v1.35.4"))), actCreate, "", "zone-b", reasonUpgrade},
+		{"upgrade removes an old replica once the new is ready", scopeOf(3, leaderIs("a"), rep("a", "zone-a", outdatedAt("v1.35.4")), rep("b", "zone-b", outdatedAt("v1.35.4")), rep("c", "zone-c", outdatedAt("v1.35.4")), rep("n", "zone-b")), actDelete, "b", "zone-b", reasonUpgrade},
+		{"upgrade waits while the new replica is not ready", scopeOf(3, nil, rep("a", "zone-a", outdatedAt("v1.35.4")), rep("b", "zone-b", outdatedAt("v1.35.4")), rep("c", "zone-c", outdatedAt("v1.35.4")), rep("n", "zone-b", unready(time.Second))), actWait, "", "", reasonWaitReady},
+		{"the leader is rolled last", scopeOf(3, leaderIs("a"), rep("a", "zone-a", outdatedAt("v1.35.4")), rep("b", "zone-b"), rep("c", "zone-c")), actCreate, "", "zone-a", reasonUpgrade},
+		{"a changed template rolls at the same version", scopeOf(3, nil, rep("a", "zone-a", func(r *replicaState) { r.Hash = "old" }), rep("b", "zone-b"), rep("c", "zone-c")), actCreate, "", "zone-a", reasonRoll},
+		{"stacked: healthy does nothing", scopeOf(3, stacked, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c")), actNone, "", "", ""},
+		{"stacked: waits while the EtcdCluster changes", scopeOf(3, func(s *scope) { s.stacked = true; s.etcd.busy = true }, rep("a", "zone-a", outdatedAt("v1.35.4")), rep("b", "zone-b"), rep("c", "zone-c")), actWait, "", "", reasonWaitEtcdOp},
+		{"stacked: rolls by restarting a member's pod", scopeOf(3, stacked, rep("a", "zone-a", outdatedAt("v1.35.4")), rep("b", "zone-b", outdatedAt("v1.35.4")), rep("c", "zone-c", outdatedAt("v1.35.4"))), actDelete, "a", "zone-a", reasonUpgrade},
+		{"stacked: restarts an apiserver unready past unhealthyAfter", scopeOf(3, stacked, rep("a", "zone-a"), rep("b", "zone-b", unready(2*time.Minute)), rep("c", "zone-c")), actDelete, "b", "zone-b", reasonReplace},
+		{"stacked: never restarts a second unready member", scopeOf(3, stacked, rep("a", "zone-a", unready(5*time.Second)), rep("b", "zone-b", unready(2*time.Minute)), rep("c", "zone-c")), actWait, "", "", reasonWaitReady},
+		{"stacked: a lost node is the EtcdCluster's to replace", scopeOf(3, stacked, rep("a", "zone-a"), rep("b", "zone-b", onDownNode), rep("c", "zone-c")), actNone, "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := decide(tc.s)
+			if a.kind != tc.kind || a.replica != tc.replica || (tc.zone != "" && a.zone != tc.zone) || (tc.reason != "" && a.reason != tc.reason) {
+				t.Errorf("got %s replica=%q zone=%q reason=%q (%s), want %s replica=%q zone=%q reason=%q",
+					a.kind, a.replica, a.zone, a.reason, a.message, tc.kind, tc.replica, tc.zone, tc.reason)
+			}
+		})
+	}
+}
+
+// A refused version step keeps new replicas at the running version.
+func TestRefusedVersionKeepsTheRunningOne(t *testing.T) {
+	s := scopeOf(3, nil, rep("a", "zone-a", outdatedAt("v1.34.2")))
+	if s.version != "v1.34.2" || !strings.Contains(s.versionRefused, "one minor version at a time") {
+		t.Errorf("target %s refused %q", s.version, s.versionRefused)
+	}
+}
+
+func TestControlPlaneStatus(t *testing.T) {
+	s := scopeOf(3, func(s *scope) {
+		s.leaders = quorumv1alpha1.ControlPlaneLeaders{ControllerManager: "a", Scheduler: "b"}
+	}, rep("a", "zone-a"), rep("b", "zone-b", unready(5*time.Second)), rep("c", "zone-c", outdatedAt("v1.35.4")))
+	st := computeStatus(s, decide(s))
+	if st.Replicas != 3 || st.ReadyReplicas != 2 || st.UpdatedReplicas != 2 || st.Version != "v1.35.4" {
+		t.Errorf("counts: %+v", st)
+	}
+	if st.Leaders.ControllerManager != "a" || st.Endpoint != "https://api.tenant.example.com:443" || st.KubeconfigSecretRef.Name != "tenant-admin-kubeconfig" {
+		t.Errorf("status: %+v", st)
+	}
+	for _, c := range []struct{ t, status, reason string }{
+		{quorumv1alpha1.ConditionAvailable, "True", "ReplicasReady"},
+		{quorumv1alpha1.ConditionDegraded, "True", "ReplicasNotReady"},
+		{quorumv1alpha1.ConditionEtcdAvailable, "True", ""},
+	} {
+		got := meta.FindStatusCondition(st.Conditions, c.t)
+		if got == nil || string(got.Status) != c.status || (c.reason != "" && got.Reason != c.reason) {
+			t.Errorf("%s = %+v, want %s %s", c.t, got, c.status, c.reason)
+		}
+	}
+}

@@ -1,0 +1,26 @@
+package controlplane
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics of the ControlPlane controller, on the manager's /metrics.
+var (
+	cpReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_controlplane_replicas",
+		Help: "Replicas of a ControlPlane by state (ready, unready, updated).",
+	}, []string{"namespace", "controlplane", "state"})
+	cpAvailable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_controlplane_available",
+		Help: "1 while at least one apiserver of the ControlPlane is ready.",
+	}, []string{"namespace", "controlplane"})
+	cpReplacements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorum_controlplane_replica_replacements_total",
+		Help: "Failed control-plane replicas deleted to be replaced.",
+	}, []string{"namespace", "controlplane"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(cpReplicas, cpAvailable, cpReplacements)
+}

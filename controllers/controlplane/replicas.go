@@ -1,0 +1,49 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// execute carries out the action: a replica pod created or deleted.
+func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
+	cp := s.cp
+	switch a.kind {
+	case actCreate:
+		name := cp.Name + "-" + utilrand.String(5)
+		if err := r.CreateOwned(ctx, cp, s.template.ReplicaPod(name, a.zone)); err != nil {
+			return err
+		}
+		r.Event(cp, corev1.EventTypeNormal, "ReplicaCreated", fmt.Sprintf("%s: created replica %s (%s)", a.message, name, s.template.Version))
+	case actDelete:
+		var pod *corev1.Pod
+		for _, rs := range s.replicas {
+			if rs.Name == a.replica {
+				pod = rs.Pod
+			}
+		}
+		if pod == nil {
+			return nil
+		}
+		opts := []client.DeleteOption{client.Preconditions{UID: &pod.UID}}
+		if a.force {
+			opts = append(opts, client.GracePeriodSeconds(0))
+		}
+		if err := r.Delete(ctx, pod, opts...); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		kind := corev1.EventTypeNormal
+		if a.reason == reasonReplace {
+			kind = corev1.EventTypeWarning
+			cpReplacements.WithLabelValues(cp.Namespace, cp.Name).Inc()
+		}
+		r.Event(cp, kind, "ReplicaDeleted", a.message)
+	}
+	return nil
+}
