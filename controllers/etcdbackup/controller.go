@@ -40,6 +40,10 @@ type Reconciler struct {
 const (
 	labelBackup    = "quorum.dev/backup"
 	labelBackupRun = "quorum.dev/backup-run"
+	// labelBackupOf names the EtcdCluster a backup pod snapshots. Backup
+	// pods never carry the cluster's own label: its Services select by it,
+	// and clients would be sent to a pod that serves no etcd.
+	labelBackupOf = "quorum.dev/backup-of"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
@@ -162,7 +166,7 @@ func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup
 
 	// Never two snapshots of one cluster at once, whichever backup asks.
 	others := &corev1.PodList{}
-	if err := r.List(ctx, others, client.InNamespace(b.Namespace), client.MatchingLabels{resources.LabelCluster: target.Name}, client.HasLabels{labelBackup}); err != nil {
+	if err := r.List(ctx, others, client.InNamespace(b.Namespace), client.MatchingLabels{labelBackupOf: target.Name}, client.HasLabels{labelBackup}); err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, p := range others.Items {
@@ -270,10 +274,10 @@ func (r *Reconciler) backupPod(b *quorumv1alpha1.EtcdBackup, c *quorumv1alpha1.E
 	if keep < 1 {
 		keep = 10
 	}
-	args := []string{"backup-job", "snapshot", "--cluster=" + c.Name, "--endpoints=" + strings.Join(endpoints, ","),
+	args := []string{"backup-job", "snapshot", "--namespace=" + c.Namespace, "--cluster=" + c.Name, "--endpoints=" + strings.Join(endpoints, ","),
 		"--keep-last=" + strconv.Itoa(int(keep)), "--tls-dir=/etc/quorum/etcd-client"}
 	run := strconv.FormatInt(now.Unix(), 10)
-	labels := map[string]string{labelBackup: b.Name, labelBackupRun: run, resources.LabelCluster: c.Name, resources.LabelManagedBy: "quorum"}
+	labels := map[string]string{labelBackup: b.Name, labelBackupRun: run, labelBackupOf: c.Name, resources.LabelManagedBy: "quorum"}
 	pod := backupjob.Pod(r.Image, b.Namespace, b.Name+"-"+run, labels, resources.ClientSecretOf(c), b.Spec.Destination, args)
 	return pod, nil
 }

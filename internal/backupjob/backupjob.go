@@ -83,6 +83,7 @@ func Main(args []string, stdout io.Writer) int {
 type options struct {
 	mode      string
 	cluster   string
+	namespace string
 	endpoints string
 	tlsDir    string
 	keepLast  int
@@ -103,7 +104,8 @@ func run(args []string) Result {
 	}
 	o := options{mode: args[0]}
 	fs := flag.NewFlagSet("backup-job "+o.mode, flag.ContinueOnError)
-	fs.StringVar(&o.cluster, "cluster", "", "name of the EtcdCluster (snapshot names start with it)")
+	fs.StringVar(&o.cluster, "cluster", "", "name of the EtcdCluster")
+	fs.StringVar(&o.namespace, "namespace", "", "namespace of the EtcdCluster (snapshot names start with <namespace>_<cluster>_<clusterID>_)")
 	fs.StringVar(&o.endpoints, "endpoints", "", "comma-separated client URLs of the members")
 	fs.StringVar(&o.tlsDir, "tls-dir", "/etc/quorum/etcd-client", "folder with ca.crt, tls.crt and tls.key for etcd; empty for plain HTTP")
 	fs.IntVar(&o.keepLast, "keep-last", 10, "snapshots to keep")
@@ -190,7 +192,8 @@ func takeSnapshot(ctx context.Context, o options, store snapshot.Store) Result {
 		return Result{Reason: "ClusterUnhealthy", Message: err.Error()}
 	}
 	takenAt := time.Now().UTC()
-	name := snapshot.Name(o.cluster, takenAt)
+	series := snapshot.Series{Namespace: o.namespace, Cluster: o.cluster}
+	name := series.Name(clusterID, takenAt)
 	spool := store.Spool(name)
 	if err := os.MkdirAll(filepath.Dir(spool), 0o750); err != nil {
 		return storeFailure(err)
@@ -218,13 +221,15 @@ func takeSnapshot(ctx context.Context, o options, store snapshot.Store) Result {
 	}
 
 	// Retention works from what the store holds, after the new snapshot is
-	// committed: the newest (this one) is never deleted.
+	// committed: the newest (this one) is never deleted, nor any snapshot
+	// of an earlier incarnation of the cluster (another cluster ID: before
+	// a restore, its data may exist nowhere else).
 	res := Result{OK: true, Snapshot: &meta}
-	all, err := store.List(ctx, o.cluster)
+	all, err := store.List(ctx, series)
 	if err != nil {
 		return storeFailure(err)
 	}
-	for _, old := range snapshot.Retain(all, o.keepLast) {
+	for _, old := range snapshot.Retain(snapshot.OfClusterID(all, clusterID), o.keepLast) {
 		if old.Name == meta.Name {
 			continue
 		}
@@ -233,7 +238,7 @@ func takeSnapshot(ctx context.Context, o options, store snapshot.Store) Result {
 		}
 		res.Deleted = append(res.Deleted, old.Name)
 	}
-	if all, err = store.List(ctx, o.cluster); err != nil {
+	if all, err = store.List(ctx, series); err != nil {
 		return storeFailure(err)
 	}
 	res.Total = len(all)
@@ -249,7 +254,7 @@ func takeSnapshot(ctx context.Context, o options, store snapshot.Store) Result {
 func fetch(ctx context.Context, o options, store snapshot.Store) Result {
 	name := o.name
 	if name == "" {
-		all, err := store.List(ctx, o.cluster)
+		all, err := store.List(ctx, snapshot.Series{Namespace: o.namespace, Cluster: o.cluster})
 		if err != nil {
 			return storeFailure(err)
 		}
@@ -298,7 +303,7 @@ func fetch(ctx context.Context, o options, store snapshot.Store) Result {
 // highest raft index, sparing the leader; the leader when it is the only
 // healthy member.
 func pickMember(ctx context.Context, endpoints []string, tlsConfig *tls.Config) (string, string, error) {
-	cl, err := etcd.Dial(endpoints, tlsConfig)
+	cl, err := etcd.Dial(endpoints, tlsConfig, nil)
 	if err != nil {
 		return "", "", err
 	}
@@ -335,7 +340,7 @@ func pickMember(ctx context.Context, endpoints []string, tlsConfig *tls.Config) 
 	})
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, clusterID, err := cl.MemberList(lctx)
+	_, clusterID, err := cl.MemberList(lctx, false)
 	if err != nil {
 		return "", "", err
 	}

@@ -118,23 +118,25 @@ func (s *S3Store) Commit(ctx context.Context, spool string, meta Meta) (string, 
 	return meta.Location, nil
 }
 
-// List lists the cluster's snapshots under the prefix with their
+// List lists the series' snapshots under the prefix with their
 // descriptions.
-func (s *S3Store) List(ctx context.Context, cluster string) ([]Meta, error) {
+func (s *S3Store) List(ctx context.Context, series Series) ([]Meta, error) {
 	var out []Meta
-	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + cluster + "-"}) {
-		if obj.Err != nil {
-			return nil, classify(obj.Err)
+	for _, p := range []string{series.prefix(), series.legacyPrefix()} {
+		for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + p}) {
+			if obj.Err != nil {
+				return nil, classify(obj.Err)
+			}
+			name := path.Base(obj.Key)
+			if !series.Owns(name) {
+				continue
+			}
+			meta, err := s.describe(ctx, name)
+			if err != nil {
+				continue
+			}
+			out = append(out, meta)
 		}
-		name := path.Base(obj.Key)
-		if !ofCluster(name, cluster) {
-			continue
-		}
-		meta, err := s.describe(ctx, name)
-		if err != nil {
-			continue
-		}
-		out = append(out, meta)
 	}
 	sortNewestFirst(out)
 	return out, nil

@@ -41,8 +41,8 @@ type Store interface {
 	// Commit makes the spooled snapshot visible under meta.Name, atomically,
 	// and returns its location.
 	Commit(ctx context.Context, spool string, meta Meta) (string, error)
-	// List lists the committed snapshots of a cluster, newest first.
-	List(ctx context.Context, cluster string) ([]Meta, error)
+	// List lists the committed snapshots of a series, newest first.
+	List(ctx context.Context, series Series) ([]Meta, error)
 	// Fetch copies a snapshot into w and returns its description.
 	Fetch(ctx context.Context, name string, w io.Writer) (Meta, error)
 	// Delete removes a snapshot.
@@ -63,16 +63,61 @@ var (
 	ErrVerification = errors.New("snapshot verification failed")
 )
 
-// Name is the name of a snapshot of cluster taken at t: sortable, and
-// unique to the second.
-func Name(cluster string, t time.Time) string {
-	return fmt.Sprintf("%s-%s.db", cluster, t.UTC().Format("20060102T150405Z"))
+// Series is the snapshots of one EtcdCluster, wherever its backups write
+// them. A snapshot's name says whose it is:
+// <namespace>_<cluster>_<clusterID>_<time>.db, so that clusters of the same
+// name in two namespaces sharing a bucket never touch each other's, and a
+// cluster rebuilt under a new ID (a restore) never prunes the snapshots of
+// the one before. Kubernetes names have no "_".
+type Series struct {
+	Namespace, Cluster string
 }
 
-// ofCluster says whether a snapshot name belongs to cluster.
-func ofCluster(name, cluster string) bool {
-	rest, ok := strings.CutPrefix(name, cluster+"-")
-	return ok && strings.HasSuffix(rest, ".db") && len(rest) == len("20060102T150405Z.db")
+const timeLayout = "20060102T150405Z"
+
+// Name is the name of a snapshot of the series, of etcd cluster clusterID,
+// taken at t: sortable, and unique to the second.
+func (s Series) Name(clusterID string, t time.Time) string {
+	return fmt.Sprintf("%s%s_%s.db", s.prefix(), clusterID, t.UTC().Format(timeLayout))
+}
+
+func (s Series) prefix() string { return s.Namespace + "_" + s.Cluster + "_" }
+
+// legacyPrefix starts the names of snapshots taken before names carried the
+// namespace and cluster ID: <cluster>-<time>.db. They are listed (they may
+// be the only copy of some data) and never pruned by retention unless
+// their recorded cluster ID is the current one.
+func (s Series) legacyPrefix() string { return s.Cluster + "-" }
+
+// Owns says whether a snapshot name belongs to the series.
+func (s Series) Owns(name string) bool {
+	if rest, ok := strings.CutPrefix(name, s.prefix()); ok {
+		id, ts, ok := strings.Cut(rest, "_")
+		return ok && id != "" && !strings.Contains(ts, "_") && validTime(ts)
+	}
+	rest, ok := strings.CutPrefix(name, s.legacyPrefix())
+	return ok && validTime(rest)
+}
+
+func validTime(ts string) bool {
+	stamp, ok := strings.CutSuffix(ts, ".db")
+	if !ok {
+		return false
+	}
+	_, err := time.Parse(timeLayout, stamp)
+	return err == nil
+}
+
+// OfClusterID keeps the snapshots taken of etcd cluster clusterID: the
+// ones retention may prune.
+func OfClusterID(metas []Meta, clusterID string) []Meta {
+	var out []Meta
+	for _, m := range metas {
+		if m.ClusterID == clusterID && clusterID != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func sortNewestFirst(metas []Meta) {

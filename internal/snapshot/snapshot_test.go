@@ -106,7 +106,7 @@ func TestVerify(t *testing.T) {
 
 func metaAt(cluster string, minute int) Meta {
 	t := time.Date(2026, 11, 21, 6, minute, 0, 0, time.UTC)
-	return Meta{Name: Name(cluster, t), Cluster: cluster, TakenAt: t}
+	return Meta{Name: Series{"ns", cluster}.Name("c1", t), Cluster: cluster, TakenAt: t, ClusterID: "c1"}
 }
 
 func TestRetain(t *testing.T) {
@@ -115,7 +115,7 @@ func TestRetain(t *testing.T) {
 		all = append(all, metaAt("main", m))
 	}
 	del := Retain(all, 3)
-	if len(del) != 2 || del[0].Name != Name("main", all[1].TakenAt) || del[1].Name != Name("main", all[0].TakenAt) {
+	if len(del) != 2 || del[0].Name != all[1].Name || del[1].Name != all[0].Name {
 		t.Fatalf("Retain(5, keep 3) deletes %v; want the two oldest", del)
 	}
 	if del := Retain(all, 10); len(del) != 0 {
@@ -150,9 +150,11 @@ func TestVolumeStore(t *testing.T) {
 		}
 	}
 	// A half-written snapshot and another cluster's are not listed.
-	_ = os.WriteFile(store.Spool(Name("main", time.Now())), []byte("partial"), 0o600)
-	_ = os.WriteFile(filepath.Join(store.Dir, Name("other", time.Now())), []byte("x"), 0o600)
-	list, err := store.List(ctx, "main")
+	main := Series{"ns", "main"}
+	_ = os.WriteFile(store.Spool(main.Name("c1", time.Now())), []byte("partial"), 0o600)
+	_ = os.WriteFile(filepath.Join(store.Dir, Series{"ns", "other"}.Name("c1", time.Now())), []byte("x"), 0o600)
+	_ = os.WriteFile(filepath.Join(store.Dir, Series{"other-ns", "main"}.Name("c1", time.Now())), []byte("x"), 0o600)
+	list, err := store.List(ctx, main)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestVolumeStore(t *testing.T) {
 	if err := store.Delete(ctx, list[2].Name); err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := store.List(ctx, "main"); len(list) != 2 {
+	if list, _ := store.List(ctx, main); len(list) != 2 {
 		t.Fatalf("after a delete %d snapshots are listed", len(list))
 	}
 }
@@ -228,7 +230,7 @@ func TestS3Store(t *testing.T) {
 			t.Fatalf("location %s", loc)
 		}
 	}
-	list, err := store.List(ctx, "main")
+	list, err := store.List(ctx, Series{"ns", "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,5 +320,43 @@ func TestDigest(t *testing.T) {
 		if _, err := bad.Check(); !errors.Is(err, ErrVerification) {
 			t.Fatalf("a bad trailer passed: %v", err)
 		}
+	}
+}
+
+// TestSeries: a snapshot's name says its namespace, cluster and cluster
+// ID; a same-named cluster of another namespace, or a cluster whose name
+// starts like another's, is not of the series; retention only ever prunes
+// the current cluster ID.
+func TestSeries(t *testing.T) {
+	at := time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
+	main := Series{"team-a", "main"}
+	name := main.Name("8e9e05c52164694d", at)
+	if name != "team-a_main_8e9e05c52164694d_20261121T060000Z.db" {
+		t.Fatalf("name %s", name)
+	}
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{name, true},
+		{"main-20261121T060000Z.db", true}, // taken before names carried the namespace
+		{Series{"team-b", "main"}.Name("8e9e05c52164694d", at), false},
+		{Series{"team-a", "main-2"}.Name("8e9e05c52164694d", at), false},
+		{"main-2-20261121T060000Z.db", false},
+		{"team-a_main_8e9e05c52164694d_20261121T060000Z.json", false},
+		{"team-a_main__20261121T060000Z.db", false},
+	} {
+		if got := main.Owns(tc.name); got != tc.want {
+			t.Errorf("Owns(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	var all []Meta
+	for m := 0; m < 4; m++ {
+		all = append(all, Meta{Name: main.Name("old", at.Add(time.Duration(m)*time.Minute)), ClusterID: "old", TakenAt: at.Add(time.Duration(m) * time.Minute)})
+	}
+	all = append(all, Meta{Name: main.Name("new", at.Add(time.Hour)), ClusterID: "new", TakenAt: at.Add(time.Hour)})
+	sortNewestFirst(all)
+	if del := Retain(OfClusterID(all, "new"), 1); len(del) != 0 {
+		t.Fatalf("retention of the new cluster ID deletes %v: snapshots of the cluster before its restore", del)
 	}
 }

@@ -59,8 +59,8 @@ func (v *VolumeStore) Commit(_ context.Context, spool string, meta Meta) (string
 	return meta.Location, syncDir(v.Dir)
 }
 
-// List reads the descriptions of the cluster's committed snapshots.
-func (v *VolumeStore) List(_ context.Context, cluster string) ([]Meta, error) {
+// List reads the descriptions of the series' committed snapshots.
+func (v *VolumeStore) List(_ context.Context, series Series) ([]Meta, error) {
 	entries, err := os.ReadDir(v.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -70,7 +70,7 @@ func (v *VolumeStore) List(_ context.Context, cluster string) ([]Meta, error) {
 	}
 	var out []Meta
 	for _, e := range entries {
-		if !ofCluster(e.Name(), cluster) {
+		if !series.Owns(e.Name()) {
 			continue
 		}
 		meta, err := v.describe(e.Name())
