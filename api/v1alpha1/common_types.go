@@ -17,15 +17,30 @@ type LocalObjectReference struct {
 // FailurePolicy says when a member or replica counts as failed and whether
 // the operator replaces it on its own.
 type FailurePolicy struct {
-	// unhealthyAfter is how long a member may stay unhealthy (etcd reports it
-	// unhealthy, or its apiserver is not ready) before it is replaced. A member
-	// whose pod is gone or whose node is NotReady is failed at once.
+	// unhealthyAfter is how long a member may stay unhealthy (it does not
+	// answer, knows no leader, its node is NotReady, or its apiserver is not
+	// ready) before it is replaced. The clock counts only time in which the
+	// cluster had quorum and the operator could see it: a member is never
+	// replaced for the operator's own trouble or while quorum is lost. A
+	// member whose pod and data are gone is failed at once. Quorum is
+	// counted lost only after a majority of voters failed for this long.
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="unhealthyAfter must be a positive duration such as 60s or 2m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10s')",message="unhealthyAfter must be a duration of at least 10s, such as 60s or 2m: shorter would replace members for an election or a slow disk"
 	// +optional
 	UnhealthyAfter *metav1.Duration `json:"unhealthyAfter,omitempty"`
+
+	// startTimeout bounds a change that waits for a member or replica to
+	// come up: a new etcd member not promoted, a restarted member not
+	// healthy again, or a new control-plane replica not ready within it is
+	// removed or rolled back and reported, so repairs never stall behind it.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('30s')",message="startTimeout must be a duration of at least 30s, such as 5m: a learner needs time to catch up"
+	// +optional
+	StartTimeout *metav1.Duration `json:"startTimeout,omitempty"`
 
 	// autoReplace lets the operator replace failed members on its own. When
 	// false, failures are only reported (Degraded) and a person decides.

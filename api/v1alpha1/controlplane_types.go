@@ -51,10 +51,11 @@ type ControlPlaneSpec struct {
 	// +optional
 	Scheduler ComponentSpec `json:"scheduler,omitempty"`
 
-	// failurePolicy says when a replica is failed and whether it is replaced.
+	// failurePolicy says when a replica is failed, whether it is replaced,
+	// and how often.
 	// +kubebuilder:default={}
 	// +optional
-	FailurePolicy FailurePolicy `json:"failurePolicy"`
+	FailurePolicy ControlPlaneFailurePolicy `json:"failurePolicy"`
 
 	// certificateRenewBefore is how long before one of the control plane's
 	// certificates (serving, client, kubeconfig) expires the operator issues
@@ -69,6 +70,41 @@ type ControlPlaneSpec struct {
 	// podTemplate shapes every replica's pod.
 	// +optional
 	PodTemplate PodTemplate `json:"podTemplate,omitempty"`
+}
+
+// ControlPlaneFailurePolicy is the failure policy of a control plane, with
+// limits on remediation (Cluster API's model): one replica is replaced at a
+// time, a replacement that fails again soon counts as a retry, and retries
+// stop at a limit, so a cause no new replica can fix does not churn pods
+// for ever.
+type ControlPlaneFailurePolicy struct {
+	FailurePolicy `json:",inline"`
+
+	// maxRetries is how many times in a row a replacement may fail again
+	// within minHealthyPeriod before remediation stops and a person must
+	// look (Degraded, reason RemediationLimitReached).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:XValidation:rule="self >= 0 && self <= 100",message="maxRetries must be between 0 and 100"
+	// +optional
+	MaxRetries *int32 `json:"maxRetries,omitempty"`
+
+	// retryPeriod is the least time between two remediations.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s')",message="retryPeriod must be a duration such as 30s"
+	// +optional
+	RetryPeriod *metav1.Duration `json:"retryPeriod,omitempty"`
+
+	// minHealthyPeriod is how long a replacement must stay healthy for its
+	// remediation to count as a success; a failure after it starts the
+	// retry count again.
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="minHealthyPeriod must be a positive duration such as 1h"
+	// +optional
+	MinHealthyPeriod *metav1.Duration `json:"minHealthyPeriod,omitempty"`
 }
 
 // ControlPlaneEtcd is where a control plane keeps its state.
@@ -202,6 +238,21 @@ type ControlPlaneLeaders struct {
 // the apiservers can reach it.
 const ConditionEtcdAvailable = "EtcdAvailable"
 
+// RemediationStatus is the last replacement of a failed replica.
+type RemediationStatus struct {
+	// replica that was replaced.
+	Replica string `json:"replica"`
+	// time it was deleted to be replaced.
+	Time metav1.Time `json:"time"`
+	// retryCount is how many remediations in a row came within
+	// minHealthyPeriod of the one before.
+	// +optional
+	RetryCount int32 `json:"retryCount,omitempty"`
+	// reason the replica was replaced.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
 // ControlPlaneStatus is the control plane as observed.
 type ControlPlaneStatus struct {
 	// observedGeneration is the generation of the spec this status reflects.
@@ -234,6 +285,9 @@ type ControlPlaneStatus struct {
 	// leaders names the replicas holding the leader leases.
 	// +optional
 	Leaders ControlPlaneLeaders `json:"leaders,omitempty"`
+	// lastRemediation is the last failed replica replaced.
+	// +optional
+	LastRemediation *RemediationStatus `json:"lastRemediation,omitempty"`
 	// conditions: Available, Progressing, Degraded, EtcdAvailable.
 	// +optional
 	// +listType=map

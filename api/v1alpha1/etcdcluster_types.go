@@ -195,7 +195,9 @@ type MemberStatus struct {
 	// role: leader, follower or learner.
 	// +optional
 	Role MemberRole `json:"role,omitempty"`
-	// healthy is true when the member answers and has no alarm.
+	// healthy is true when the member answered the operator and knows a
+	// leader. Alarms do not make a member unhealthy: they are in
+	// status.alarms.
 	Healthy bool `json:"healthy"`
 	// version of etcd the member runs.
 	// +optional
@@ -215,10 +217,51 @@ const (
 	// operator would take next, would lose quorum; the message names the
 	// members and the reason.
 	ConditionQuorumAtRisk = "QuorumAtRisk"
-	// ConditionQuorumLost is true when fewer than a majority of voters are
-	// healthy; the message lists what was lost.
+	// ConditionQuorumLost is true when a majority of voters has failed at
+	// the network level, with no reachable member knowing a leader, for
+	// failurePolicy.unhealthyAfter, while the operator's credentials work;
+	// Unknown while that evidence is younger; the message lists what was
+	// lost.
 	ConditionQuorumLost = "QuorumLost"
+	// ConditionAlarmActive is true while etcd reports an alarm (NOSPACE,
+	// CORRUPT); the alarm never makes a member unhealthy.
+	ConditionAlarmActive = "AlarmActive"
+	// ConditionEtcdUnreachable is true when the operator itself cannot talk
+	// to the members: its client certificate is invalid or refused, or its
+	// network does not reach members that their kubelets report serving.
+	// Nothing is removed or rebuilt while it is true.
+	ConditionEtcdUnreachable = "EtcdUnreachable"
 )
+
+// AlarmStatus is an alarm etcd reports.
+type AlarmStatus struct {
+	// member that raised the alarm.
+	Member string `json:"member"`
+	// alarm: NOSPACE or CORRUPT.
+	Alarm string `json:"alarm"`
+}
+
+// RecoveryStatus says how the cluster came back from its last loss of
+// quorum by ForceNewCluster, and what that cost.
+type RecoveryStatus struct {
+	// member the cluster was restarted from.
+	Member string `json:"member"`
+	// raftIndex of that member when it was chosen: the most history any
+	// reachable member had.
+	// +optional
+	RaftIndex uint64 `json:"raftIndex,omitempty"`
+	// quorumLostAt is when the majority stopped answering.
+	// +optional
+	QuorumLostAt *metav1.Time `json:"quorumLostAt,omitempty"`
+	// memberLastHealthyAt is when the chosen member last knew a leader:
+	// writes the lost majority committed after it are lost.
+	// +optional
+	MemberLastHealthyAt *metav1.Time `json:"memberLastHealthyAt,omitempty"`
+	// dataLossWindow is the time between the two: at most this much of the
+	// writes acknowledged before the loss may be gone.
+	// +optional
+	DataLossWindow string `json:"dataLossWindow,omitempty"`
+}
 
 // EtcdClusterStatus is the etcd cluster as observed.
 type EtcdClusterStatus struct {
@@ -243,7 +286,12 @@ type EtcdClusterStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []MemberStatus `json:"members,omitempty"`
-	// conditions: Available, Progressing, Degraded, QuorumAtRisk, QuorumLost.
+	// alarms etcd reports, by member.
+	// +optional
+	// +listType=atomic
+	Alarms []AlarmStatus `json:"alarms,omitempty"`
+	// conditions: Available, Progressing, Degraded, QuorumAtRisk, QuorumLost,
+	// AlarmActive, EtcdUnreachable.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -262,6 +310,29 @@ type EtcdClusterStatus struct {
 	// restore says which snapshot the cluster was built from, when it was.
 	// +optional
 	Restore *RestoreStatus `json:"restore,omitempty"`
+	// recovery says which member the cluster was restarted from after its
+	// last loss of quorum (ForceNewCluster), and the data-loss window.
+	// +optional
+	Recovery *RecoveryStatus `json:"recovery,omitempty"`
+	// failedUpgrade is an upgrade that was rolled back because a member
+	// restarted at its version did not become healthy within
+	// failurePolicy.startTimeout. It is not tried again until the spec
+	// changes.
+	// +optional
+	FailedUpgrade *FailedUpgrade `json:"failedUpgrade,omitempty"`
+}
+
+// FailedUpgrade is an upgrade that was rolled back.
+type FailedUpgrade struct {
+	// version that did not run.
+	Version string `json:"version"`
+	// member that was restarted at it and rolled back.
+	Member string `json:"member"`
+	// generation of the spec that asked for it; a newer spec tries again.
+	Generation int64 `json:"generation"`
+	// message says what happened.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // ChangeType is the kind of a membership change.
@@ -337,6 +408,13 @@ type MembershipChange struct {
 	// the replacement should go to.
 	// +optional
 	ReplaceZone string `json:"replaceZone,omitempty"`
+	// version is, for a restart, the version the member is restarted at;
+	// fromVersion the version it ran before, which it is rolled back to
+	// when it does not become healthy within failurePolicy.startTimeout.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// +optional
+	FromVersion string `json:"fromVersion,omitempty"`
 	// startedAt is when the change was recorded.
 	StartedAt metav1.Time `json:"startedAt"`
 }

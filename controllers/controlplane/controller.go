@@ -10,6 +10,8 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,6 +40,42 @@ type Reconciler struct {
 	// Hosted opens a client to a control plane's own API (leader leases);
 	// nil uses the admin kubeconfig through the endpoint Service's DNS name.
 	Hosted func(ctx context.Context, cp *quorumv1alpha1.ControlPlane, adminKubeconfig []byte) (kubernetes.Interface, error)
+
+	// created remembers, per control plane, the replica pod this process
+	// last created until the cache shows it: a pass on a cache that does
+	// not show it yet must not create another.
+	created sync.Map // client.ObjectKey -> creation
+}
+
+// creation is a replica pod created and not yet seen in the cache.
+type creation struct {
+	name string
+	at   time.Time
+}
+
+// cacheLag bounds how long a created replica is waited for in the cache.
+const cacheLag = time.Minute
+
+// unseenCreation is the replica pod this process created for cp that the
+// cache does not show yet, or "".
+func (r *Reconciler) unseenCreation(s *scope) string {
+	key := client.ObjectKeyFromObject(s.cp)
+	v, ok := r.created.Load(key)
+	if !ok {
+		return ""
+	}
+	c := v.(creation)
+	for _, rs := range s.replicas {
+		if rs.Name == c.name {
+			r.created.Delete(key)
+			return ""
+		}
+	}
+	if s.now.Sub(c.at) > cacheLag {
+		r.created.Delete(key)
+		return ""
+	}
+	return c.name
 }
 
 // Requeue intervals: apiserver readiness is watched through the pods, but
@@ -91,6 +129,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	s.leaders = r.readLeaders(ctx, s, admin)
 
 	a := decide(s)
+	if pod := r.unseenCreation(s); pod != "" && a.kind != actNone && a.kind != actWait {
+		a = action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("waiting for replica %s, just created, to show in the cache", pod)}
+	}
 	if a.kind != actNone && a.kind != actWait {
 		logf.FromContext(ctx).Info("acting", "action", a.kind, "replica", a.replica, "zone", a.zone, "reason", a.reason, "detail", a.message)
 	}

@@ -29,6 +29,9 @@ const (
 	reasonWaitEtcd   = "WaitingForEtcd"
 	reasonWaitReady  = "WaitingForReplicas"
 	reasonWaitEtcdOp = "WaitingForEtcdCluster"
+	// reasonRemediationLimit: failurePolicy.maxRetries replacements failed
+	// again soon; nothing more is replaced until a person looks.
+	reasonRemediationLimit = "RemediationLimitReached"
 )
 
 type action struct {
@@ -59,9 +62,39 @@ func autoReplace(cp *quorumv1alpha1.ControlPlane) bool {
 	return cp.Spec.FailurePolicy.AutoReplace == nil || *cp.Spec.FailurePolicy.AutoReplace
 }
 
+// startTimeout is how long a new replica may take to become ready before
+// it counts as unready at all: a new apiserver needs time to start.
+func startTimeout(cp *quorumv1alpha1.ControlPlane) time.Duration {
+	if d := cp.Spec.FailurePolicy.StartTimeout; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return 5 * time.Minute
+}
+
+func maxRetries(cp *quorumv1alpha1.ControlPlane) int32 {
+	if n := cp.Spec.FailurePolicy.MaxRetries; n != nil {
+		return *n
+	}
+	return 3
+}
+
+func retryPeriod(cp *quorumv1alpha1.ControlPlane) time.Duration {
+	if d := cp.Spec.FailurePolicy.RetryPeriod; d != nil {
+		return d.Duration
+	}
+	return 30 * time.Second
+}
+
+func minHealthyPeriod(cp *quorumv1alpha1.ControlPlane) time.Duration {
+	if d := cp.Spec.FailurePolicy.MinHealthyPeriod; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return time.Hour
+}
+
 // replicaFailure says why a replica is failed, or "" when it is not: its
 // pod failed, its node is NotReady, or its apiserver has not been ready for
-// unhealthyAfter.
+// unhealthyAfter (a replica younger than startTimeout is still starting).
 func replicaFailure(cp *quorumv1alpha1.ControlPlane, r *replicaState, now time.Time) string {
 	switch {
 	case r.Terminating:
@@ -70,10 +103,24 @@ func replicaFailure(cp *quorumv1alpha1.ControlPlane, r *replicaState, now time.T
 		return "its pod failed"
 	case !r.NodeReady:
 		return "its node is NotReady"
-	case !r.Ready && now.Sub(r.UnreadySince) >= unhealthyAfter(cp):
+	case r.Ready:
+		return ""
+	case now.Sub(r.Created) < startTimeout(cp):
+		return ""
+	case now.Sub(r.UnreadySince) >= unhealthyAfter(cp):
 		return fmt.Sprintf("its apiserver has not been ready for %s", now.Sub(r.UnreadySince).Round(time.Second))
 	}
 	return ""
+}
+
+// retryCount is the retry count a remediation now would have: one more
+// than the last one's when it came within minHealthyPeriod of it.
+func retryCount(cp *quorumv1alpha1.ControlPlane, now time.Time) int32 {
+	last := cp.Status.LastRemediation
+	if last == nil || now.Sub(last.Time.Time) >= minHealthyPeriod(cp) {
+		return 0
+	}
+	return last.RetryCount + 1
 }
 
 func zoneName(z string) string {
@@ -137,18 +184,52 @@ func decideEtcdFirst(s *scope) (action, bool) {
 }
 
 // decideReplace deletes a failed replica, one at a time, zone by zone; the
-// scale-up makes its replacement.
+// scale-up makes its replacement. Not while etcd is unavailable (no
+// apiserver can be ready then: a new one would fail the same way), not
+// before the last replacement exists and had retryPeriod, and not beyond
+// maxRetries replacements that failed again within minHealthyPeriod.
 func decideReplace(s *scope) (action, bool) {
-	if !autoReplace(s.cp) {
+	cp := s.cp
+	if !autoReplace(cp) {
 		return action{}, false
 	}
+	var victim *replicaState
+	var why string
 	for _, r := range s.rollOrder(s.live()) {
-		if why := replicaFailure(s.cp, r, s.now); why != "" {
-			return action{kind: actDelete, replica: r.Name, zone: r.Zone, reason: reasonReplace, force: !r.NodeReady,
-				message: fmt.Sprintf("replica %s in zone %s is replaced: %s", r.Name, zoneName(r.Zone), why)}, true
+		if why = replicaFailure(cp, r, s.now); why != "" {
+			victim = r
+			break
 		}
 	}
-	return action{}, false
+	if victim == nil {
+		return action{}, false
+	}
+	nodeLost := !victim.NodeReady || victim.Failed
+	switch {
+	case !s.etcd.available && !nodeLost:
+		return action{kind: actWait, reason: reasonWaitEtcd, message: fmt.Sprintf(
+			"replica %s is not ready (%s), but etcd is not available: no replacement could be ready either, so none is made: %s", victim.Name, why, s.etcd.message)}, true
+	case len(s.live()) < desiredReplicas(cp):
+		// The last replacement is not made yet: the scale-up comes first.
+		return action{}, false
+	}
+	for _, r := range s.live() {
+		if r != victim && !r.Ready && s.now.Sub(r.Created) < startTimeout(cp) {
+			return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf(
+				"replica %s is failed (%s); it is replaced once replica %s, still starting, is ready", victim.Name, why, r.Name)}, true
+		}
+	}
+	if last := cp.Status.LastRemediation; last != nil && s.now.Sub(last.Time.Time) < retryPeriod(cp) {
+		return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf(
+			"replica %s is failed (%s); the next replacement waits %s after the last one (%s)", victim.Name, why, retryPeriod(cp), last.Replica)}, true
+	}
+	if n := retryCount(cp, s.now); n > maxRetries(cp) {
+		return action{kind: actWait, reason: reasonRemediationLimit, message: fmt.Sprintf(
+			"replica %s is failed (%s), but %d replacements in a row failed again within %s: remediation stopped at failurePolicy.maxRetries %d; find the cause, then delete the pod or raise the limit",
+			victim.Name, why, n, minHealthyPeriod(cp), maxRetries(cp))}, true
+	}
+	return action{kind: actDelete, replica: victim.Name, zone: victim.Zone, reason: reasonReplace, force: !victim.NodeReady,
+		message: fmt.Sprintf("replica %s in zone %s is replaced: %s", victim.Name, zoneName(victim.Zone), why)}, true
 }
 
 // decideScaleUp adds a replica: one at a time once a replica serves, all at
@@ -159,9 +240,17 @@ func decideScaleUp(s *scope) (action, bool) {
 	if len(live) >= desired {
 		return action{}, false
 	}
-	ready, unready := s.readiness()
-	if unready > 0 && ready > 0 {
-		return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("%d replica(s) not ready yet", unready)}, true
+	ready, _ := s.readiness()
+	// A failed replica does not hold up its own replacement's sibling:
+	// only replicas still starting are waited for.
+	starting := 0
+	for _, r := range live {
+		if !r.Ready && replicaFailure(cp, r, s.now) == "" {
+			starting++
+		}
+	}
+	if starting > 0 && ready > 0 {
+		return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("%d replica(s) not ready yet", starting)}, true
 	}
 	zone, ok := placement.ZoneForNewMember(cp.Spec.Zones, s.readyZones, replicaMembers(live), "")
 	if !ok {
@@ -253,6 +342,16 @@ func decideStackedRestart(s *scope) (action, bool) {
 	_, unready := s.readiness()
 	for _, r := range s.rollOrder(s.live()) {
 		if why := replicaFailure(s.cp, r, s.now); why != "" && r.NodeReady && !r.Failed {
+			if !s.etcd.available {
+				return action{kind: actWait, reason: reasonWaitEtcd, message: fmt.Sprintf("replica %s is not ready (%s), but etcd is not available: it is not restarted", r.Name, why)}, true
+			}
+			if last := s.cp.Status.LastRemediation; last != nil && s.now.Sub(last.Time.Time) < retryPeriod(s.cp) {
+				return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("replica %s is failed (%s); the next restart waits %s after the last one", r.Name, why, retryPeriod(s.cp))}, true
+			}
+			if n := retryCount(s.cp, s.now); n > maxRetries(s.cp) {
+				return action{kind: actWait, reason: reasonRemediationLimit, message: fmt.Sprintf(
+					"replica %s is failed (%s), but %d restarts in a row failed again within %s: remediation stopped at failurePolicy.maxRetries %d", r.Name, why, n, minHealthyPeriod(s.cp), maxRetries(s.cp))}, true
+			}
 			if unready > 1 {
 				return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("replica %s is failed (%s) but %d replicas are not ready: restarting it could cost quorum", r.Name, why, unready)}, true
 			}

@@ -7,7 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 )
@@ -133,5 +135,111 @@ func TestControlPlaneStatus(t *testing.T) {
 		if got == nil || string(got.Status) != c.status || (c.reason != "" && got.Reason != c.reason) {
 			t.Errorf("%s = %+v, want %s %s", c.t, got, c.status, c.reason)
 		}
+	}
+}
+
+// TestRemediationLimits: replicas are replaced only while etcd is
+// available, one at a time, retryPeriod apart, and at most maxRetries times
+// in a row within minHealthyPeriod; a new replica gets startTimeout.
+func TestRemediationLimits(t *testing.T) {
+	remediated := func(ago time.Duration, retries int32) func(*scope) {
+		return func(s *scope) {
+			s.cp.Status.LastRemediation = &quorumv1alpha1.RemediationStatus{Replica: "old", Time: metav1.NewTime(cpNow.Add(-ago)), RetryCount: retries}
+		}
+	}
+	etcdDown := func(s *scope) { s.etcd = etcdState{reason: "EtcdClusterUnavailable", message: "EtcdCluster main is not available"} }
+	young := func(r *replicaState) { r.Created = cpNow.Add(-time.Minute); r.UnreadySince = r.Created; r.Ready = false }
+	for _, tc := range []struct {
+		name   string
+		s      *scope
+		kind   actionKind
+		reason string
+	}{
+		{"etcd down: every apiserver unready, none replaced",
+			scopeOf(3, etcdDown, rep("a", "zone-a", unready(5*time.Minute)), rep("b", "zone-b", unready(5*time.Minute)), rep("c", "zone-c", unready(5*time.Minute))),
+			actWait, reasonWaitEtcd},
+		{"etcd down, one stacked apiserver unready: not restarted",
+			scopeOf(3, func(s *scope) { etcdDown(s); s.stacked = true }, rep("a", "zone-a"), rep("b", "zone-b", unready(5*time.Minute)), rep("c", "zone-c")),
+			actWait, reasonWaitEtcd},
+		{"etcd down but a node lost: its replica still goes (Kubernetes' fact, not etcd's)",
+			scopeOf(3, etcdDown, rep("a", "zone-a"), rep("b", "zone-b", onDownNode), rep("c", "zone-c")),
+			actDelete, reasonReplace},
+		{"a second failed replica waits for the first one's replacement to exist",
+			scopeOf(3, remediated(time.Hour*2, 0), rep("a", "zone-a", onDownNode), rep("c", "zone-c")),
+			actCreate, reasonScaleUp},
+		{"a second failed replica waits while the replacement starts",
+			scopeOf(3, remediated(2*time.Hour, 0), rep("a", "zone-a", onDownNode), rep("b", "zone-b", young), rep("c", "zone-c")),
+			actWait, reasonWaitReady},
+		{"within retryPeriod of the last replacement: wait",
+			scopeOf(3, remediated(10*time.Second, 0), rep("a", "zone-a", onDownNode), rep("b", "zone-b"), rep("c", "zone-c")),
+			actWait, reasonWaitReady},
+		{"maxRetries replacements failed again within minHealthyPeriod: stop",
+			scopeOf(3, remediated(10*time.Minute, 3), rep("a", "zone-a", unready(10*time.Minute)), rep("b", "zone-b"), rep("c", "zone-c")),
+			actWait, reasonRemediationLimit},
+		{"after minHealthyPeriod the count starts again",
+			scopeOf(3, remediated(2*time.Hour, 3), rep("a", "zone-a", unready(10*time.Minute)), rep("b", "zone-b"), rep("c", "zone-c")),
+			actDelete, reasonReplace},
+		{"a new replica is given startTimeout before it counts as unready",
+			scopeOf(3, nil, rep("a", "zone-a"), rep("b", "zone-b", young), rep("c", "zone-c")),
+			actNone, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := decide(tc.s)
+			if a.kind != tc.kind || (tc.reason != "" && a.reason != tc.reason) {
+				t.Fatalf("got %s %s (%s), want %s %s", a.kind, a.reason, a.message, tc.kind, tc.reason)
+			}
+		})
+	}
+
+	// The limit is reported as Degraded.
+	s := scopeOf(3, remediated(10*time.Minute, 3), rep("a", "zone-a", unready(10*time.Minute)), rep("b", "zone-b"), rep("c", "zone-c"))
+	st := computeStatus(s, decide(s))
+	if c := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionDegraded); c == nil || c.Reason != reasonRemediationLimit {
+		t.Fatalf("Degraded = %+v, want reason %s", c, reasonRemediationLimit)
+	}
+}
+
+// TestOneControlPlanePerEtcdCluster: the oldest ControlPlane referencing an
+// EtcdCluster (or the one stacking it) holds it; the others are refused.
+func TestOneControlPlanePerEtcdCluster(t *testing.T) {
+	at := func(name string, mins int, ref string) quorumv1alpha1.ControlPlane {
+		cp := quorumv1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(cpNow.Add(time.Duration(mins) * time.Minute))}}
+		if ref == "" {
+			cp.Spec.Etcd.Stacked = &quorumv1alpha1.StackedEtcd{}
+		} else {
+			cp.Spec.Etcd.ClusterRef = &quorumv1alpha1.LocalObjectReference{Name: ref}
+		}
+		return cp
+	}
+	cps := []quorumv1alpha1.ControlPlane{at("second", 5, "main"), at("first", 1, "main"), at("other", 0, "spare"), at("tenant", 9, "")}
+	for _, tc := range []struct{ self, ec, want string }{
+		{"first", "main", ""},
+		{"second", "main", "first"},
+		{"other", "spare", ""},
+		{"late", "tenant-etcd", "tenant"},
+	} {
+		if got := holderOf(cps, tc.ec, tc.self); got != tc.want {
+			t.Errorf("holder of %s for %s = %q, want %q", tc.ec, tc.self, got, tc.want)
+		}
+	}
+}
+
+// TestCreationExpectations: a replica this process created is waited for
+// until the cache shows it (or cacheLag passes), so a stale cache never
+// makes a second one.
+func TestCreationExpectations(t *testing.T) {
+	r := &Reconciler{}
+	s := scopeOf(3, nil, rep("a", "zone-a"))
+	r.created.Store(client.ObjectKeyFromObject(s.cp), creation{name: "b", at: cpNow.Add(-5 * time.Second)})
+	if got := r.unseenCreation(s); got != "b" {
+		t.Fatalf("unseen creation = %q, want b", got)
+	}
+	s.replicas = append(s.replicas, rep("b", "zone-b"))
+	if got := r.unseenCreation(s); got != "" {
+		t.Fatalf("unseen creation = %q once the cache shows it", got)
+	}
+	r.created.Store(client.ObjectKeyFromObject(s.cp), creation{name: "c", at: cpNow.Add(-2 * cacheLag)})
+	if got := r.unseenCreation(s); got != "" {
+		t.Fatalf("unseen creation = %q after cacheLag", got)
 	}
 }

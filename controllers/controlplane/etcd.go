@@ -65,6 +65,11 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) (*etcdCredential
 			}
 			return nil, resources.EtcdAccess{}, err
 		}
+		if other, err := r.etcdClusterHolder(ctx, cp, ec); err != nil || other != "" {
+			s.etcd = etcdState{reason: "EtcdClusterInUse", message: fmt.Sprintf(
+				"EtcdCluster %s already holds the state of ControlPlane %s: two control planes on one etcd would share /registry; give this one its own EtcdCluster", name, other)}
+			return nil, resources.EtcdAccess{}, err
+		}
 		s.etcd = etcdClusterState(ec)
 		access := resources.EtcdAccess{Servers: fmt.Sprintf("https://%s.%s.svc:%d", resources.ClientServiceName(name), cp.Namespace, resources.ClientPort)}
 		creds, err := r.etcdClusterCredentials(ctx, ec)
@@ -93,6 +98,52 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) (*etcdCredential
 		s.etcd = r.probeExternal(ctx, ext.Endpoints, creds)
 		return creds, resources.EtcdAccess{Servers: strings.Join(ext.Endpoints, ",")}, nil
 	}
+}
+
+// etcdClusterHolder is the ControlPlane other than cp that an EtcdCluster
+// belongs to, or "": the one that stacks it, else the oldest (then first by
+// name) that references it. A second control plane on one EtcdCluster
+// would write the same /registry keys.
+func (r *Reconciler) etcdClusterHolder(ctx context.Context, cp *quorumv1alpha1.ControlPlane, ec *quorumv1alpha1.EtcdCluster) (string, error) {
+	if owner := metav1.GetControllerOf(ec); owner != nil && owner.Kind == "ControlPlane" {
+		if owner.Name == cp.Name {
+			return "", nil
+		}
+		return owner.Name, nil
+	}
+	list := &quorumv1alpha1.ControlPlaneList{}
+	if err := r.List(ctx, list, client.InNamespace(cp.Namespace)); err != nil {
+		return "", err
+	}
+	return holderOf(list.Items, ec.Name, cp.Name), nil
+}
+
+// holderOf is the control plane of cps that holds EtcdCluster ec, when it
+// is not self: the stacked one, else the oldest referencing it (ties by
+// name).
+func holderOf(cps []quorumv1alpha1.ControlPlane, ec, self string) string {
+	var holder *quorumv1alpha1.ControlPlane
+	for i := range cps {
+		o := &cps[i]
+		if o.DeletionTimestamp != nil {
+			continue
+		}
+		if o.Spec.Etcd.Stacked != nil && resources.StackedEtcdName(o.Name) == ec {
+			holder = o
+			break
+		}
+		if o.Spec.Etcd.ClusterRef == nil || o.Spec.Etcd.ClusterRef.Name != ec {
+			continue
+		}
+		if holder == nil || o.CreationTimestamp.Before(&holder.CreationTimestamp) ||
+			(o.CreationTimestamp.Equal(&holder.CreationTimestamp) && o.Name < holder.Name) {
+			holder = o
+		}
+	}
+	if holder == nil || holder.Name == self {
+		return ""
+	}
+	return holder.Name
 }
 
 // etcdClusterState reads an EtcdCluster's conditions.
@@ -155,14 +206,14 @@ func (r *Reconciler) probeExternal(ctx context.Context, endpoints []string, cred
 	if dial == nil {
 		dial = etcd.Dial
 	}
-	cl, err := dial(endpoints, cfg)
+	cl, err := dial(endpoints, cfg, nil)
 	if err != nil {
 		return etcdState{reason: "EtcdUnreachable", message: err.Error()}
 	}
 	defer func() { _ = cl.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	members, _, err := cl.MemberList(ctx)
+	members, _, err := cl.MemberList(ctx, true)
 	if err != nil {
 		return etcdState{reason: "EtcdUnreachable", message: "the external etcd does not answer: " + err.Error()}
 	}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +23,7 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 		if err := r.CreateOwned(ctx, cp, s.template.ReplicaPod(name, a.zone)); err != nil {
 			return err
 		}
+		r.created.Store(client.ObjectKeyFromObject(cp), creation{name: name, at: s.now})
 		r.Event(cp, corev1.EventTypeNormal, "ReplicaCreated", fmt.Sprintf("%s: created replica %s (%s)", a.message, name, s.template.Version))
 	case actDelete:
 		var pod *corev1.Pod
@@ -42,6 +46,7 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 		if a.reason == reasonReplace {
 			kind = corev1.EventTypeWarning
 			cpReplacements.WithLabelValues(cp.Namespace, cp.Name).Inc()
+			cp.Status.LastRemediation = &quorumv1alpha1.RemediationStatus{Replica: a.replica, Time: metav1.NewTime(s.now), RetryCount: retryCount(cp, s.now), Reason: a.message}
 		}
 		r.Event(cp, kind, "ReplicaDeleted", a.message)
 	}

@@ -41,6 +41,7 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		KubeconfigSecretRef: &quorumv1alpha1.LocalObjectReference{Name: resources.KubeconfigSecretName(cp.Name, resources.KubeconfigAdmin)},
 		Selector:            resources.ControlPlaneSelector(cp.Name),
 		Leaders:             s.leaders,
+		LastRemediation:     cp.Status.LastRemediation,
 		Conditions:          append([]metav1.Condition(nil), cp.Status.Conditions...),
 	}
 	live := s.live()
@@ -82,6 +83,8 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 	}
 
 	switch {
+	case a.reason == reasonRemediationLimit:
+		set(quorumv1alpha1.ConditionDegraded, true, reasonRemediationLimit, a.message)
 	case failed > 0 && !autoReplace(cp):
 		set(quorumv1alpha1.ConditionDegraded, true, "ReplicaFailed", fmt.Sprintf("%d replica(s) failed and failurePolicy.autoReplace is false", failed))
 	case failed > 0:

@@ -112,7 +112,7 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 	case actNone, actWait:
 		return nil
 	case actBootstrap:
-		return r.record(ctx, s, quorumv1alpha1.ChangeAddMember, newMemberName(s.cluster), a.zone, a.reason, "")
+		return r.record(ctx, s, quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeAddMember, Member: newMemberName(s.cluster), Zone: a.zone, Reason: a.reason})
 	case actStartMember:
 		return r.startMember(ctx, s, a.member, a.zone)
 	case actRecreatePod:
@@ -132,8 +132,15 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 	case actCleanupMember:
 		return r.cleanupMember(ctx, s, a)
 	case actDeleteOrphan:
-		_, err := r.deleteMemberObjects(ctx, s, a.member)
-		return err
+		return r.deleteOrphan(ctx, s, a)
+	case actDeleteFailedPod:
+		return r.deleteFailedPod(ctx, s, a)
+	case actAbandonAdd:
+		return r.abandonAdd(ctx, s, a)
+	case actCancelChange:
+		return r.cancelChange(s, a)
+	case actRollback:
+		return r.rollback(ctx, s, a)
 	case actRestartMember:
 		return r.restartMember(ctx, s, a)
 	case actForceNewCluster:

@@ -41,6 +41,10 @@ const (
 	actVerifySnapshot  actionKind = "VerifySnapshot"  // fetch and verify the snapshot to restore
 	actRecordVerified  actionKind = "RecordVerified"  // the snapshot verified: record it
 	actResetForRestore actionKind = "ResetForRestore" // quorum lost: delete every member, to restore
+	actDeleteFailedPod actionKind = "DeleteFailedPod" // a member's pod failed: delete it to start it again
+	actAbandonAdd      actionKind = "AbandonAdd"      // a learner not promoted in time: remove it and its objects
+	actRollback        actionKind = "Rollback"        // a restarted member not healthy in time: back to its version
+	actCancelChange    actionKind = "CancelChange"    // a recorded change that must not go on: drop it
 
 	actWait actionKind = "Wait" // nothing safe to do: conditions say why
 )
@@ -53,28 +57,104 @@ type action struct {
 	reason string
 	// transferee is the member leadership moves to.
 	transferee string
-	// version is the version a restarted member runs.
-	version string
+	// version is the version a restarted member runs; fromVersion the one
+	// it ran before (its rollback).
+	version, fromVersion string
 	// message explains the action or the wait, for events and conditions.
 	message string
 }
 
-// health is the pure summary of the cluster's members.
+// health is the pure summary of the cluster's members, and of the
+// evidence about its quorum.
 type health struct {
 	voters        int
 	healthyVoters int
 	learners      int
 	// failed are members the failure policy counts as failed, with why.
 	failed map[string]string
-	// unhealthy are voters etcd does not report healthy (failed or not yet).
+	// unhealthy are voters not known healthy (failed or not yet).
 	unhealthy []string
+	// down are voters that do not answer at the network level, or have no
+	// running pod; a voter that refused the operator's credentials is not
+	// down, only unseen.
+	down []string
+	// leaderKnown is true when a reachable member reports a leader;
+	// serving when a voter's kubelet reports it passing /readyz.
+	leaderKnown bool
+	serving     bool
+	// quorum is what the evidence says of quorum: quorumOK, quorumUnjudged
+	// (the operator cannot see etcd), quorumSuspect (lost, for less than
+	// unhealthyAfter) or quorumLost.
+	quorum quorumState
+	// since is when the member clocks start: the moment the operator last
+	// regained a clear view of a cluster with quorum. Time before it does
+	// not count toward replacing a member.
+	since time.Time
 }
 
-func (h health) quorumLost() bool { return h.voters > 0 && h.healthyVoters < etcd.Quorum(h.voters) }
+// quorumState is what the evidence says of a cluster's quorum.
+type quorumState string
 
-// failureReason says why a voter is failed, or "" when it is not: its pod
-// and data gone, its volume lost, its pod failed, its node NotReady, or etcd
-// reporting it unhealthy for longer than unhealthyAfter.
+const (
+	quorumOK          quorumState = "OK"
+	quorumUnjudged    quorumState = "Unjudged"
+	quorumSuspect     quorumState = "Suspect"
+	quorumCountedLost quorumState = "Lost"
+)
+
+// quorumLost says whether quorum is counted lost: a majority of voters
+// failed at the network level, no reachable member knows a leader, no
+// kubelet reports a voter serving, with the operator's credentials
+// working, for unhealthyAfter.
+func (h health) quorumLost() bool { return h.quorum == quorumCountedLost }
+
+// canServe says whether enough voters are healthy to make progress.
+func (h health) canServe() bool { return h.voters > 0 && h.healthyVoters >= etcd.Quorum(h.voters) }
+
+// change is a membership change, for projecting the quorum it leaves.
+type change struct {
+	// remove is a voter (or learner) to remove; restart a voter to restart
+	// (down for a while, still a voter); promote a learner to make a voter.
+	remove, restart, promote string
+}
+
+// projection is the voters a change leaves, and how many of them are
+// healthy: the one quorum check every membership change, restart and
+// housekeeping step goes through (Cluster API's targetEtcdClusterHealthy).
+type projection struct {
+	voters, healthy int
+}
+
+func (p projection) quorum() int { return etcd.Quorum(p.voters) }
+
+// safe says whether the membership after the change keeps quorum with
+// only the members known healthy now.
+func (p projection) safe() bool { return p.voters > 0 && p.healthy >= p.quorum() }
+
+// project is the membership ch leaves.
+func project(s *scope, ch change) projection {
+	var p projection
+	for _, m := range s.sortedMembers() {
+		if !m.InEtcd {
+			continue
+		}
+		voter := !m.Learner || m.Name == ch.promote
+		if !voter || m.Name == ch.remove {
+			continue
+		}
+		p.voters++
+		if m.Healthy && m.Name != ch.restart {
+			p.healthy++
+		}
+	}
+	return p
+}
+
+// failureReason says why a voter is failed, or "" when it is not. Its data
+// gone, its volume lost or being deleted fail it at once: that is
+// Kubernetes' record, not the operator's view. Being down, unhealthy or on
+// a NotReady node fails it only after unhealthyAfter counted from since,
+// and never while it is healthy in etcd.
 func failureReason(c *quorumv1alpha1.EtcdCluster, m *memberState, unhealthySince time.Time, now time.Time) string {
 	emptyDir := c.Spec.Storage.EmptyDir != nil
 	switch {
@@ -86,22 +166,39 @@ func failureReason(c *quorumv1alpha1.EtcdCluster, m *memberState, unhealthySince
 		return "its volume is lost"
 	case m.PVC != nil && m.PVC.DeletionTimestamp != nil:
 		return "its volume is being deleted"
-	case m.Pod != nil && m.Pod.Status.Phase == corev1.PodFailed:
-		return "its pod failed"
-	case !m.NodeReady:
-		return fmt.Sprintf("its node %s is NotReady", m.NodeName)
-	case m.Pod == nil:
-		// Pod gone, data kept on a Ready node: the pod is recreated, the
-		// member is not replaced.
+	case emptyDir && m.Pod != nil && m.Pod.Status.Phase == corev1.PodFailed:
+		return "its pod failed and its data went with it"
+	case m.Healthy:
+		return ""
+	case m.Pod == nil || m.Pod.Status.Phase == corev1.PodFailed:
+		// Pod gone or failed, data kept: the pod is made again, the member
+		// is not replaced.
 		return ""
 	}
-	if !m.Healthy && !unhealthySince.IsZero() {
-		after := unhealthyAfter(c)
-		if now.Sub(unhealthySince) >= after {
-			return fmt.Sprintf("etcd has reported it unhealthy for more than %s", after)
-		}
+	if unhealthySince.IsZero() {
+		return ""
 	}
-	return ""
+	after := unhealthyAfter(c)
+	if now.Sub(unhealthySince) < after {
+		return ""
+	}
+	if !m.NodeReady {
+		return fmt.Sprintf("its node %s has been NotReady for more than %s", m.NodeName, after)
+	}
+	return fmt.Sprintf("it has not been healthy for more than %s (%s)", after, memberTrouble(m))
+}
+
+// memberTrouble says what the operator saw of an unhealthy member.
+func memberTrouble(m *memberState) string {
+	switch {
+	case m.Status != nil:
+		return "it answers but knows no leader"
+	case m.Failure == etcd.Rejected:
+		return "it refuses the operator's credentials"
+	case m.Pod != nil && m.Pod.Status.PodIP == "":
+		return "its pod is not running"
+	}
+	return "it does not answer"
 }
 
 func unhealthyAfter(c *quorumv1alpha1.EtcdCluster) time.Duration {
@@ -109,6 +206,15 @@ func unhealthyAfter(c *quorumv1alpha1.EtcdCluster) time.Duration {
 		return d.Duration
 	}
 	return time.Minute
+}
+
+// startTimeout bounds a learner's promotion and a restarted member's
+// return to health.
+func startTimeout(c *quorumv1alpha1.EtcdCluster) time.Duration {
+	if d := c.Spec.FailurePolicy.StartTimeout; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return 5 * time.Minute
 }
 
 func autoReplace(c *quorumv1alpha1.EtcdCluster) bool {
@@ -123,18 +229,67 @@ func desiredReplicas(c *quorumv1alpha1.EtcdCluster) int {
 }
 
 // unhealthySince is when a member was last seen turning unhealthy, from
-// the status the previous pass wrote; zero when it was healthy then.
-func unhealthySince(c *quorumv1alpha1.EtcdCluster, name string, now time.Time) time.Time {
+// the status the previous pass wrote, but never before since: time in
+// which the operator could not see a cluster with quorum does not count.
+// Zero when its clock does not run.
+func unhealthySince(c *quorumv1alpha1.EtcdCluster, name string, since, now time.Time) time.Time {
+	if since.IsZero() {
+		return time.Time{}
+	}
+	start := now
 	for _, ms := range c.Status.Members {
-		if ms.Name == name {
-			if ms.Healthy || ms.Since == nil {
-				return now
-			}
-			return ms.Since.Time
+		if ms.Name == name && !ms.Healthy && ms.Since != nil {
+			start = ms.Since.Time
 		}
 	}
-	return now
+	if start.Before(since) {
+		start = since
+	}
+	return start
 }
+
+// clockSince is when the member clocks start, for a cluster whose quorum
+// is good now: when QuorumLost last became False, which it does when quorum
+// comes back and when the operator sees etcd again; now when that happens
+// in this pass.
+func clockSince(c *quorumv1alpha1.EtcdCluster, now time.Time) time.Time {
+	cond := meta.FindStatusCondition(c.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
+	if cond == nil || cond.Status != metav1.ConditionFalse {
+		return now
+	}
+	return cond.LastTransitionTime.Time
+}
+
+// judgeQuorum is what the evidence says of quorum. Only etcd's own facts
+// count: a majority of voters failing at the network level, no reachable
+// member knowing a leader, and no kubelet reporting a voter serving, seen
+// by an operator whose credentials work. That evidence must then hold for
+// unhealthyAfter, measured from when the stored QuorumLost condition
+// turned Unknown with reason QuorumLossSuspected.
+func judgeQuorum(s *scope, h health) quorumState {
+	c := s.cluster
+	if !s.access.ok() {
+		return quorumUnjudged
+	}
+	lostNow := c.Status.ClusterID != "" && h.voters > 0 && len(h.down) >= etcd.Quorum(h.voters) && !h.leaderKnown && !h.serving
+	if !lostNow {
+		return quorumOK
+	}
+	cond := meta.FindStatusCondition(c.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
+	switch {
+	case cond != nil && cond.Status == metav1.ConditionTrue:
+		return quorumCountedLost
+	case cond != nil && cond.Status == metav1.ConditionUnknown && cond.Reason == reasonQuorumLossSuspected &&
+		s.now.Sub(cond.LastTransitionTime.Time) >= unhealthyAfter(c):
+		return quorumCountedLost
+	}
+	return quorumSuspect
+}
+
+// reasonQuorumLossSuspected is the reason of QuorumLost=Unknown while the
+// evidence of a loss is younger than unhealthyAfter; its transition time is
+// when the evidence started.
+const reasonQuorumLossSuspected = "QuorumLossSuspected"
 
 // assess computes the health summary of a scope.
 func assess(s *scope) health {
@@ -143,16 +298,29 @@ func assess(s *scope) health {
 		if m.Learner && m.InEtcd {
 			h.learners++
 		}
+		if m.Status != nil && m.Status.Leader != 0 {
+			h.leaderKnown = true
+		}
 		if !m.Voter() {
 			continue
 		}
 		h.voters++
+		h.serving = h.serving || m.PodServing
 		if m.Healthy {
 			h.healthyVoters++
 		} else {
 			h.unhealthy = append(h.unhealthy, m.Name)
 		}
-		if reason := failureReason(s.cluster, m, unhealthySince(s.cluster, m.Name, s.now), s.now); reason != "" {
+		if m.Status == nil && m.Failure != etcd.Rejected {
+			h.down = append(h.down, m.Name)
+		}
+	}
+	h.quorum = judgeQuorum(s, h)
+	if h.quorum == quorumOK {
+		h.since = clockSince(s.cluster, s.now)
+	}
+	for _, m := range s.voters() {
+		if reason := failureReason(s.cluster, m, unhealthySince(s.cluster, m.Name, h.since, s.now), s.now); reason != "" {
 			h.failed[m.Name] = reason
 		}
 	}
@@ -166,13 +334,13 @@ func assess(s *scope) health {
 func decide(s *scope) action {
 	h := assess(s)
 	for _, d := range []func(*scope, health) (action, bool){
-		decideRecovery,     // quorum lost long enough: the quorumLossPolicy
+		decideRecovery,     // quorum counted lost: the quorumLossPolicy
 		decidePending,      // a recorded change is finished or undone first
 		decideBootstrap,    // a new cluster: its first member, or a restore
-		decideRecreatePod,  // a member whose pod is gone comes back from its volume
-		decideReachable,    // nothing below without etcd's answer and quorum
+		decideRecreatePod,  // a member whose pod is gone or failed comes back from its volume
+		decideReachable,    // nothing below without a clear view of a cluster with quorum
 		decideStrayLearner, // a learner no recorded change explains
-		decideOrphan,       // objects of a member etcd does not know
+		decideOrphan,       // objects of a member etcd does not list
 		decideRepair,       // failed members, one at a time, zone by zone
 		decideVoterLabels,  // voters' pods counted by the disruption budget
 		decideScale,        // toward spec.replicas, one member at a time
@@ -186,9 +354,9 @@ func decide(s *scope) action {
 	return action{kind: actNone}
 }
 
-// decideRecovery: a quorum-loss policy supersedes any change in flight:
-// the change cannot finish without quorum, and the recovery replaces the
-// members it was about.
+// decideRecovery: once quorum is counted lost, the quorumLossPolicy
+// supersedes any change in flight: the change cannot finish without
+// quorum, and the recovery replaces the members it was about.
 func decideRecovery(s *scope, h health) (action, bool) {
 	if p := s.cluster.Status.PendingChange; p != nil && (p.Type == quorumv1alpha1.ChangeForceNewCluster || p.Type == quorumv1alpha1.ChangeRestoreFromBackup) {
 		return action{}, false
@@ -198,9 +366,9 @@ func decideRecovery(s *scope, h health) (action, bool) {
 
 // decidePending finishes (or undoes) the recorded change before anything
 // else.
-func decidePending(s *scope, _ health) (action, bool) {
+func decidePending(s *scope, h health) (action, bool) {
 	if p := s.cluster.Status.PendingChange; p != nil {
-		return continuePending(s, p), true
+		return continuePending(s, h, p), true
 	}
 	return action{}, false
 }
@@ -222,29 +390,41 @@ func decideBootstrap(s *scope, _ health) (action, bool) {
 	return action{kind: actBootstrap, zone: zone, reason: "Bootstrap", message: "bootstrapping the first member"}, true
 }
 
-// decideRecreatePod: a member whose pod is gone while its data is safe on a
-// Ready node comes back as itself: no membership change, quorum untouched.
+// decideRecreatePod: a member whose pod is gone (or failed, and is deleted
+// first) while its data is safe on a Ready node comes back as itself: no
+// membership change, quorum untouched, so this needs no quorum.
 func decideRecreatePod(s *scope, _ health) (action, bool) {
+	if s.cluster.Spec.Storage.EmptyDir != nil {
+		return action{}, false
+	}
 	for _, m := range s.sortedMembers() {
-		if m.InEtcd && m.Pod == nil && m.PVC != nil && m.NodeReady && s.cluster.Spec.Storage.EmptyDir == nil &&
-			m.PVC.Status.Phase != corev1.ClaimLost && m.PVC.DeletionTimestamp == nil {
+		if !m.InEtcd || m.PVC == nil || !m.NodeReady || m.PVC.Status.Phase == corev1.ClaimLost || m.PVC.DeletionTimestamp != nil {
+			continue
+		}
+		switch {
+		case m.Pod == nil:
 			return action{kind: actRecreatePod, member: m.Name, zone: m.Zone, message: fmt.Sprintf("recreating the pod of member %s from its volume", m.Name)}, true
+		case m.Pod.Status.Phase == corev1.PodFailed && m.Pod.DeletionTimestamp == nil:
+			return action{kind: actDeleteFailedPod, member: m.Name, zone: m.Zone, message: fmt.Sprintf("deleting the failed pod of member %s, to start it again from its volume", m.Name)}, true
 		}
 	}
 	return action{}, false
 }
 
-// decideReachable waits while etcd does not answer or has no quorum:
-// nothing below can be done safely then.
+// decideReachable waits while the operator cannot see etcd, or etcd has no
+// quorum: nothing below can be done safely then.
 func decideReachable(s *scope, h health) (action, bool) {
 	c := s.cluster
-	if !s.listed {
+	switch {
+	case !s.access.ok():
+		return action{kind: actWait, reason: "EtcdUnreachable", message: s.access.message}, true
+	case !s.listed:
 		return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}, true
-	}
-	if !h.quorumLost() {
+	case h.canServe():
 		return action{}, false
-	}
-	if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossRestoreFromBackup {
+	case !h.quorumLost():
+		return action{kind: actWait, reason: "NoQuorum", message: quorumLostMessage(s, h)}, true
+	case c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossRestoreFromBackup:
 		if _, sn := newestSnapshotOf(s.backups, c.Name); sn == nil {
 			return action{kind: actWait, reason: "NoSnapshot", message: quorumLostMessage(s, h) + "; no EtcdBackup of this cluster holds a snapshot to restore"}, true
 		}
@@ -253,10 +433,14 @@ func decideReachable(s *scope, h health) (action, bool) {
 }
 
 // decideStrayLearner: a learner nobody recorded (an older operator, or a
-// hand-made one) is removed, never left beside a second one.
+// hand-made one) is removed, never left beside a second one. Only a
+// membership read through the leader is trusted to say it is there.
 func decideStrayLearner(s *scope, _ health) (action, bool) {
 	for _, m := range s.sortedMembers() {
 		if m.Learner && m.InEtcd {
+			if !s.linearizable {
+				return action{kind: actWait, reason: "MembershipUnconfirmed", message: fmt.Sprintf("learner %s is not removed until the membership is read through the leader", m.Name)}, true
+			}
 			return action{kind: actRemoveMember, member: m.Name, zone: m.Zone, reason: "StrayLearner",
 				message: fmt.Sprintf("removing learner %s that no recorded change explains", m.Name)}, true
 		}
@@ -264,15 +448,39 @@ func decideStrayLearner(s *scope, _ health) (action, bool) {
 	return action{}, false
 }
 
-// decideOrphan: objects of a member etcd does not know (left by an
-// interrupted removal) are deleted.
+// decideOrphan: objects of a member etcd does not list (left by an
+// interrupted removal) are deleted, only when the list was read through
+// the leader: a lagging member's own list can omit a live voter.
 func decideOrphan(s *scope, _ health) (action, bool) {
 	for _, m := range s.sortedMembers() {
 		if !m.InEtcd && (m.Pod != nil || m.PVC != nil) {
+			if !s.linearizable {
+				return action{kind: actWait, reason: "MembershipUnconfirmed", message: fmt.Sprintf("the pod and volume of %s, which a member's own list does not show, are kept until the membership is read through the leader", m.Name)}, true
+			}
 			return action{kind: actDeleteOrphan, member: m.Name, message: fmt.Sprintf("deleting the pod and volume of %s, which is not a member", m.Name)}, true
 		}
 	}
 	return action{}, false
+}
+
+// removal is the step that removes a voter (or learner) when the quorum
+// projection allows it: leadership moved off it first, the membership read
+// through the leader. why says what the removal is for.
+func removal(s *scope, m *memberState, reason, why string) action {
+	p := project(s, change{remove: m.Name})
+	switch {
+	case !s.linearizable:
+		return action{kind: actWait, reason: "MembershipUnconfirmed", message: fmt.Sprintf("%s waits until the membership is read through the leader", why)}
+	case !p.safe():
+		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
+			"%s would leave %d healthy voters, fewer than the quorum of %d of the remaining %d", why, p.healthy, p.quorum(), p.voters)}
+	case m.Leader:
+		if to := transferee(s, m.Name); to != nil {
+			return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before removing it", m.Name, to.Name)}
+		}
+		return action{kind: actWait, reason: "NoTransferee", message: fmt.Sprintf("no healthy voter to move leadership from %s to", m.Name)}
+	}
+	return action{kind: actRemoveMember, member: m.Name, zone: m.Zone, reason: reason, message: why}
 }
 
 // decideRepair replaces failed members one at a time, zone by zone:
@@ -293,13 +501,7 @@ func decideRepair(s *scope, h health) (action, bool) {
 		}
 	}
 	next, _ := placement.NextToRepair(c.Spec.Zones, failed)
-	if h.healthyVoters < etcd.Quorum(h.voters-1) {
-		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
-			"member %s is failed (%s) but removing it would leave %d healthy voters, fewer than the quorum of %d of the remaining %d",
-			next.Name, h.failed[next.Name], h.healthyVoters, etcd.Quorum(h.voters-1), h.voters-1)}, true
-	}
-	return action{kind: actRemoveMember, member: next.Name, zone: next.Zone, reason: "Replace",
-		message: fmt.Sprintf("replacing member %s: %s", next.Name, h.failed[next.Name])}, true
+	return removal(s, s.members[next.Name], "Replace", fmt.Sprintf("replacing member %s: %s", next.Name, h.failed[next.Name])), true
 }
 
 // decideVoterLabels labels voters' pods so the PodDisruptionBudget counts
@@ -329,22 +531,8 @@ func decideScale(s *scope, h health) (action, bool) {
 		return action{kind: actAddLearner, zone: zone, reason: "ScaleUp", message: fmt.Sprintf("scaling up from %d to %d voters: adding a learner in zone %s", h.voters, want, zoneName(zone))}, true
 	case h.voters > want:
 		victim, _ := placement.MemberToRemove(c.Spec.Zones, placementMembers(s.voters()))
-		healthyAfter := h.healthyVoters
-		if s.members[victim.Name].Healthy {
-			healthyAfter--
-		}
-		if healthyAfter < etcd.Quorum(h.voters-1) {
-			return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
-				"removing %s would leave %d healthy voters, fewer than the quorum of %d", victim.Name, healthyAfter, etcd.Quorum(h.voters-1))}, true
-		}
-		if s.members[victim.Name].Leader {
-			if to := transferee(s, victim.Name); to != nil {
-				return action{kind: actMoveLeader, member: victim.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before removing it", victim.Name, to.Name)}, true
-			}
-			return action{kind: actWait, reason: "NoTransferee", message: fmt.Sprintf("no healthy voter to move leadership from %s to", victim.Name)}, true
-		}
-		return action{kind: actRemoveMember, member: victim.Name, zone: victim.Zone, reason: "ScaleDown",
-			message: fmt.Sprintf("scaling down from %d to %d voters: removing %s from zone %s", h.voters, want, victim.Name, zoneName(victim.Zone))}, true
+		return removal(s, s.members[victim.Name], "ScaleDown",
+			fmt.Sprintf("scaling down from %d to %d voters: removing %s from zone %s", h.voters, want, victim.Name, zoneName(victim.Zone))), true
 	}
 	return action{}, false
 }
@@ -363,16 +551,13 @@ func decideRebalance(s *scope, h health) (action, bool) {
 	return action{}, false
 }
 
-// quorumLossRecovery is the action of quorumLossPolicy once quorum has been
-// lost for longer than unhealthyAfter (a loss may be a zone rebooting).
-// It returns false when the policy is Wait or has nothing to act with.
+// quorumLossRecovery is the action of quorumLossPolicy once quorum is
+// counted lost (the evidence held for unhealthyAfter: a loss may be a zone
+// rebooting). It returns false when the policy is Wait or has nothing to
+// act with.
 func quorumLossRecovery(s *scope, h health) (action, bool) {
 	c := s.cluster
 	if !h.quorumLost() || c.Status.ClusterID == "" {
-		return action{}, false
-	}
-	lostFor, _ := quorumLostFor(s)
-	if lostFor < unhealthyAfter(c) {
 		return action{}, false
 	}
 	switch c.Spec.QuorumLossPolicy {
@@ -384,60 +569,118 @@ func quorumLossRecovery(s *scope, h health) (action, bool) {
 	case quorumv1alpha1.QuorumLossRestoreFromBackup:
 		if b, sn := newestSnapshotOf(s.backups, c.Name); sn != nil {
 			return action{kind: actResetForRestore, member: sn.Name, zone: b.Name, reason: "QuorumLoss",
-				message: fmt.Sprintf("quorum lost for %s; rebuilding from snapshot %s of EtcdBackup %s", lostFor.Round(time.Second), sn.Name, b.Name)}, true
+				message: fmt.Sprintf("quorum lost since %s; rebuilding from snapshot %s of EtcdBackup %s", quorumLostAt(c).UTC().Format(time.RFC3339), sn.Name, b.Name)}, true
 		}
 	}
 	return action{}, false
 }
 
-// continuePending finishes the recorded change, step by step.
-func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
-	m := s.members[p.Member]
+// continuePending finishes the recorded change, step by step, or undoes
+// it when it cannot finish.
+func continuePending(s *scope, h health, p *quorumv1alpha1.MembershipChange) action {
 	switch p.Type {
 	case quorumv1alpha1.ChangeAddMember:
-		if (p.Reason == "Bootstrap" || p.Reason == "Restore") && !s.listed {
-			if m == nil || m.Pod == nil {
-				return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
-			}
-			return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
-		}
-		if !s.listed {
-			return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
-		}
-		if m == nil || !m.InEtcd {
-			if p.Reason == "Bootstrap" || p.Reason == "Restore" {
-				return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
-			}
-			return action{kind: actAddLearner, member: p.Member, zone: p.Zone, reason: p.Reason, message: fmt.Sprintf("adding %s as a learner in zone %s", p.Member, zoneName(p.Zone))}
-		}
-		if m.Pod == nil || (m.PVC == nil && s.cluster.Spec.Storage.EmptyDir == nil) {
-			return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
-		}
-		if m.Learner {
-			return action{kind: actPromote, member: p.Member, message: fmt.Sprintf("promoting learner %s", p.Member)}
-		}
-		return action{kind: actFinishAdd, member: p.Member, zone: p.Zone, reason: p.Reason}
+		return continueAdd(s, p)
 	case quorumv1alpha1.ChangeRemoveMember:
-		if !s.listed {
-			return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
-		}
-		if m != nil && m.InEtcd {
-			if m.Leader {
-				if to := transferee(s, m.Name); to != nil {
-					return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before removing it", m.Name, to.Name)}
-				}
-			}
-			return action{kind: actRemoveMember, member: p.Member, zone: p.Zone, reason: p.Reason}
-		}
-		return action{kind: actCleanupMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+		return continueRemove(s, p)
 	case quorumv1alpha1.ChangeRestartMember:
-		return action{kind: actRestartMember, member: p.Member, zone: p.Zone, reason: p.Reason, version: s.cluster.Spec.Version}
+		return continueRestart(s, h, p)
 	case quorumv1alpha1.ChangeForceNewCluster:
 		return action{kind: actForceNewCluster, member: p.Member, zone: p.Zone, reason: p.Reason}
 	case quorumv1alpha1.ChangeRestoreFromBackup:
 		return action{kind: actResetForRestore, reason: p.Reason}
 	}
 	return action{kind: actWait, reason: "UnknownChange", message: fmt.Sprintf("unknown recorded change %q", p.Type)}
+}
+
+// continueAdd starts, promotes and finishes an added member; a learner not
+// promoted within startTimeout is removed, so that repairs never stall
+// behind a member that cannot start.
+func continueAdd(s *scope, p *quorumv1alpha1.MembershipChange) action {
+	m := s.members[p.Member]
+	first := p.Reason == "Bootstrap" || p.Reason == "Restore"
+	if first && !s.listed {
+		if m == nil || m.Pod == nil {
+			return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+		}
+		return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
+	}
+	if !s.listed || !s.access.ok() {
+		return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
+	}
+	if m == nil || !m.InEtcd {
+		if first {
+			return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
+		}
+		return action{kind: actAddLearner, member: p.Member, zone: p.Zone, reason: p.Reason, message: fmt.Sprintf("adding %s as a learner in zone %s", p.Member, zoneName(p.Zone))}
+	}
+	if m.Learner && !first && s.now.Sub(p.StartedAt.Time) >= startTimeout(s.cluster) {
+		return action{kind: actAbandonAdd, member: p.Member, zone: p.Zone, reason: "MemberStartTimedOut", message: fmt.Sprintf(
+			"learner %s was not promoted within %s (%s): removing it so that other repairs go on", p.Member, startTimeout(s.cluster), learnerTrouble(m))}
+	}
+	if m.Pod == nil || (m.PVC == nil && s.cluster.Spec.Storage.EmptyDir == nil) {
+		return action{kind: actStartMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+	}
+	if m.Learner {
+		return action{kind: actPromote, member: p.Member, message: fmt.Sprintf("promoting learner %s", p.Member)}
+	}
+	return action{kind: actFinishAdd, member: p.Member, zone: p.Zone, reason: p.Reason}
+}
+
+// learnerTrouble says why a learner may not have come up.
+func learnerTrouble(m *memberState) string {
+	switch {
+	case m.Pod == nil:
+		return "it has no pod"
+	case m.Pod.Spec.NodeName == "":
+		return "its pod was never scheduled"
+	case m.Status == nil:
+		return "it never answered"
+	}
+	return "it did not catch up with the leader"
+}
+
+// continueRemove carries a recorded removal on, re-checking its evidence:
+// the membership read through the leader, the quorum projection, and
+// leadership moved off the member first. A removal the projection no
+// longer allows is dropped (the member is still there: nothing happened).
+func continueRemove(s *scope, p *quorumv1alpha1.MembershipChange) action {
+	m := s.members[p.Member]
+	switch {
+	case !s.access.ok() || !s.listed:
+		return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
+	case !s.linearizable:
+		return action{kind: actWait, reason: "MembershipUnconfirmed", message: fmt.Sprintf("the removal of %s waits until the membership is read through the leader", p.Member)}
+	case m == nil || !m.InEtcd:
+		return action{kind: actCleanupMember, member: p.Member, zone: p.Zone, reason: p.Reason}
+	}
+	a := removal(s, m, p.Reason, fmt.Sprintf("removing member %s (%s)", m.Name, p.Reason))
+	if a.kind == actWait && a.reason == "QuorumAtRisk" {
+		return action{kind: actCancelChange, member: p.Member, reason: "QuorumAtRisk", message: "dropping the recorded removal: " + a.message}
+	}
+	return a
+}
+
+// continueRestart restarts a member at the recorded version and waits for
+// it to be healthy; one not healthy within startTimeout is rolled back to
+// the version it ran (an upgrade that failed), or left to the failure
+// policy.
+func continueRestart(s *scope, h health, p *quorumv1alpha1.MembershipChange) action {
+	m := s.members[p.Member]
+	version := p.Version
+	if version == "" {
+		version = knownVersion(s)
+	}
+	timedOut := s.now.Sub(p.StartedAt.Time) >= startTimeout(s.cluster) && (m == nil || !m.Healthy)
+	switch {
+	case timedOut && p.FromVersion != "" && p.FromVersion != version:
+		return action{kind: actRollback, member: p.Member, zone: p.Zone, version: p.FromVersion, reason: "UpgradeFailed", message: fmt.Sprintf(
+			"member %s did not become healthy at %s within %s: rolling it back to %s", p.Member, version, startTimeout(s.cluster), p.FromVersion)}
+	case timedOut:
+		return action{kind: actCancelChange, member: p.Member, reason: "RestartTimedOut", message: fmt.Sprintf(
+			"member %s did not become healthy within %s of its restart; the failure policy takes over", p.Member, startTimeout(s.cluster))}
+	}
+	return action{kind: actRestartMember, member: p.Member, zone: p.Zone, reason: p.Reason, version: version}
 }
 
 func anyMemberObjects(s *scope) bool {
@@ -447,6 +690,20 @@ func anyMemberObjects(s *scope) bool {
 		}
 	}
 	return false
+}
+
+// knownVersion is the version the cluster is known to run: the oldest
+// version a voter's pod runs, else what the status last recorded, else
+// (a new cluster) spec.version. New and recreated pods get it, never a
+// spec.version no member has run yet.
+func knownVersion(s *scope) string {
+	if v := lowestVersion(s); v != "" {
+		return v
+	}
+	if s.cluster.Status.Version != "" {
+		return s.cluster.Status.Version
+	}
+	return s.cluster.Spec.Version
 }
 
 // bestSurvivor is the reachable member with the highest raft index: it has
@@ -493,33 +750,35 @@ func zoneName(z string) string {
 }
 
 func unreachableMessage(s *scope) string {
-	if s.listErr != nil {
+	switch {
+	case !s.access.ok():
+		return s.access.message
+	case s.listErr != nil:
 		return "no member answers: " + s.listErr.Error()
 	}
 	return "no member has a running pod"
 }
 
-// quorumLostMessage lists what was lost.
+// quorumLostMessage lists the voters that are not healthy, and why.
 func quorumLostMessage(s *scope, h health) string {
 	var lost []string
 	for _, m := range s.voters() {
 		if !m.Healthy {
-			reason := assessReason(s, m)
-			lost = append(lost, fmt.Sprintf("%s (%s)", m.Name, reason))
+			lost = append(lost, fmt.Sprintf("%s (%s)", m.Name, assessReason(s, m)))
 		}
 	}
 	sort.Strings(lost)
-	return fmt.Sprintf("%d of %d voters are healthy, quorum needs %d; lost: %s", h.healthyVoters, h.voters, etcd.Quorum(h.voters), strings.Join(lost, ", "))
+	return fmt.Sprintf("%d of %d voters are healthy, quorum needs %d; not healthy: %s", h.healthyVoters, h.voters, etcd.Quorum(h.voters), strings.Join(lost, ", "))
 }
 
 func assessReason(s *scope, m *memberState) string {
 	if r := failureReason(s.cluster, m, time.Time{}, s.now); r != "" {
 		return r
 	}
-	if m.Pod != nil && m.Pod.Status.PodIP == "" {
-		return "its pod is not running"
+	if !m.NodeReady {
+		return fmt.Sprintf("its node %s is NotReady", m.NodeName)
 	}
-	return "etcd does not answer"
+	return memberTrouble(m)
 }
 
 // decideRestore is the bootstrap of a cluster built from a snapshot.
@@ -554,13 +813,18 @@ func decideRestore(s *scope) action {
 	return action{kind: actWait, reason: "VerifyingSnapshot", message: fmt.Sprintf("fetching and verifying snapshot %s", o.snapshot.Name)}
 }
 
-// quorumLostFor is how long the stored QuorumLost condition has been true.
-func quorumLostFor(s *scope) (time.Duration, time.Time) {
-	cond := meta.FindStatusCondition(s.cluster.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
-	if cond == nil || cond.Status != metav1.ConditionTrue {
-		return 0, time.Time{}
+// quorumLostAt is when the evidence of the quorum loss started: the
+// transition of QuorumLost to Unknown (suspected), unhealthyAfter before
+// it was counted lost.
+func quorumLostAt(c *quorumv1alpha1.EtcdCluster) time.Time {
+	cond := meta.FindStatusCondition(c.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
+	switch {
+	case cond == nil:
+		return time.Time{}
+	case cond.Status == metav1.ConditionTrue:
+		return cond.LastTransitionTime.Add(-unhealthyAfter(c))
 	}
-	return s.now.Sub(cond.LastTransitionTime.Time), cond.LastTransitionTime.Time
+	return cond.LastTransitionTime.Time
 }
 
 // newestSnapshotOf finds the newest snapshot of the cluster among the
@@ -605,6 +869,9 @@ func decideUpgrade(s *scope, h health) (action, bool) {
 	if err := version.EtcdStep(version.Lowest(running...), target); err != nil {
 		return action{kind: actWait, reason: "UpgradeRefused", message: err.Error()}, true
 	}
+	if f := s.cluster.Status.FailedUpgrade; f != nil && f.Version == target && f.Generation == s.cluster.Generation {
+		return action{kind: actWait, reason: "UpgradeFailed", message: f.Message + "; change the spec to try again"}, true
+	}
 	if h.healthyVoters != h.voters {
 		return action{kind: actWait, reason: "UpgradeWaiting", message: fmt.Sprintf("the upgrade to %s waits until every member is healthy", target)}, true
 	}
@@ -632,12 +899,16 @@ func decideUpgrade(s *scope, h health) (action, bool) {
 		return a.Name < b.Name
 	})
 	next := stale[0]
+	if p := project(s, change{restart: next.Name}); !p.safe() {
+		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
+			"restarting %s to upgrade it would leave %d healthy voters, fewer than the quorum of %d", next.Name, p.healthy, p.quorum())}, true
+	}
 	if next.Leader {
 		if to := transferee(s, next.Name); to != nil {
 			return action{kind: actMoveLeader, member: next.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before upgrading it", next.Name, to.Name)}, true
 		}
 	}
-	return action{kind: actRestartMember, member: next.Name, zone: next.Zone, version: target, reason: "Upgrade",
+	return action{kind: actRestartMember, member: next.Name, zone: next.Zone, version: target, fromVersion: next.PodVersion, reason: "Upgrade",
 		message: fmt.Sprintf("upgrading %s from %s to %s", next.Name, next.PodVersion, target)}, true
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -27,7 +28,11 @@ func cluster(replicas int32, mutate ...func(*quorumv1alpha1.EtcdCluster)) *quoru
 			Zones:         quorumv1alpha1.Zones{"a", "b", "c"},
 			FailurePolicy: quorumv1alpha1.FailurePolicy{UnhealthyAfter: &metav1.Duration{Duration: time.Minute}},
 		},
-		Status: quorumv1alpha1.EtcdClusterStatus{ClusterID: "c1"},
+		// Quorum has been healthy, and the operator has seen it, for a day:
+		// the member clocks run.
+		Status: quorumv1alpha1.EtcdClusterStatus{ClusterID: "c1", Conditions: []metav1.Condition{
+			{Type: quorumv1alpha1.ConditionQuorumLost, Status: metav1.ConditionFalse, Reason: "QuorumHealthy", LastTransitionTime: metav1.NewTime(now.Add(-24 * time.Hour))},
+		}},
 	}
 	for _, m := range mutate {
 		m(c)
@@ -57,14 +62,14 @@ func learner(m *memberState)   { m.Learner = true; m.Pod.Labels[resources.LabelV
 func noPod(m *memberState)     { m.Pod = nil; m.Status = nil; m.Healthy = false }
 func noPVC(m *memberState)     { m.PVC = nil }
 func notInEtcd(m *memberState) { m.InEtcd = false; m.ID = 0 }
-func unhealthy(m *memberState) { m.Healthy = false; m.Status = nil }
+func unhealthy(m *memberState) { m.Healthy = false; m.Status = nil; m.Failure = etcd.NoAnswer }
 func nodeDown(m *memberState)  { m.NodeReady = false; unhealthy(m) }
 func atVersion(v string) func(*memberState) {
 	return func(m *memberState) { m.PodVersion, m.Version = v, v }
 }
 
 func scopeOf(c *quorumv1alpha1.EtcdCluster, members ...*memberState) *scope {
-	s := &scope{cluster: c, now: now, members: map[string]*memberState{}, listed: true, clusterID: 0xc1,
+	s := &scope{cluster: c, now: now, members: map[string]*memberState{}, listed: true, linearizable: true, alarmsKnown: true, clusterID: 0xc1,
 		readyZones: map[string]bool{"a": true, "b": true, "c": true}}
 	for _, m := range members {
 		s.members[m.Name] = m
@@ -74,7 +79,7 @@ func scopeOf(c *quorumv1alpha1.EtcdCluster, members ...*memberState) *scope {
 
 func pending(t quorumv1alpha1.ChangeType, member, zone, reason string) func(*quorumv1alpha1.EtcdCluster) {
 	return func(c *quorumv1alpha1.EtcdCluster) {
-		c.Status.PendingChange = &quorumv1alpha1.MembershipChange{Type: t, Member: member, Zone: zone, Reason: reason}
+		c.Status.PendingChange = &quorumv1alpha1.MembershipChange{Type: t, Member: member, Zone: zone, Reason: reason, StartedAt: metav1.NewTime(now.Add(-10 * time.Second))}
 	}
 }
 
@@ -178,30 +183,36 @@ func TestDecide(t *testing.T) {
 		{"a deleted pod and volume: the member is replaced",
 			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {noPod, noPVC}})...),
 			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "its pod and its data are gone"}},
-		{"a member on a NotReady node is replaced",
-			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
-			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "its node node-b is NotReady"}},
+		{"a member on a NotReady node for less than unhealthyAfter is kept",
+			scopeOf(cluster(3, unhealthyInStatus("m-b", now.Add(-30*time.Second))), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
+			want{kind: actNone}},
+		{"a member on a NotReady node for longer than unhealthyAfter is replaced",
+			scopeOf(cluster(3, unhealthyInStatus("m-b", now.Add(-2*time.Minute))), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
+			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "its node node-b has been NotReady for more than 1m0s"}},
 		{"with autoReplace off a failed member is only reported",
-			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.FailurePolicy.AutoReplace = ptr.To(false) }), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
+			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.FailurePolicy.AutoReplace = ptr.To(false) }, unhealthyInStatus("m-b", now.Add(-2*time.Minute))), three(map[string][]func(*memberState){"m-b": {nodeDown}})...),
 			want{kind: actWait, reason: "AutoReplaceOff"}},
 		{"unhealthy for less than unhealthyAfter: not failed yet",
 			scopeOf(cluster(3, unhealthyInStatus("m-b", now.Add(-30*time.Second))), three(map[string][]func(*memberState){"m-b": {unhealthy}})...),
 			want{kind: actNone}},
 		{"unhealthy for longer than unhealthyAfter: replaced",
 			scopeOf(cluster(3, unhealthyInStatus("m-b", now.Add(-2*time.Minute))), three(map[string][]func(*memberState){"m-b": {unhealthy}})...),
-			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "unhealthy for more than 1m0s"}},
+			want{kind: actRemoveMember, member: "m-b", reason: "Replace", says: "not been healthy for more than 1m0s"}},
 		{"failed members are repaired zone by zone: zone a first",
-			scopeOf(cluster(5), member("m-a", "a", 1, nodeDown), member("m-b", "b", 2, leader), member("m-c", "c", 3, nodeDown), member("m-a2", "a", 4), member("m-b2", "b", 5)),
+			scopeOf(cluster(5, unhealthyInStatus("m-a", now.Add(-2*time.Minute)), unhealthyInStatus("m-c", now.Add(-2*time.Minute))), member("m-a", "a", 1, nodeDown), member("m-b", "b", 2, leader), member("m-c", "c", 3, nodeDown), member("m-a2", "a", 4), member("m-b2", "b", 5)),
 			want{kind: actRemoveMember, member: "m-a", reason: "Replace"}},
-		{"two of three lost: quorum lost, nothing removed (Wait)",
+		{"two of three lost, just now: quorum only suspected lost, nothing removed",
 			scopeOf(cluster(3), three(map[string][]func(*memberState){"m-b": {nodeDown}, "m-c": {nodeDown}, "m-a": {unhealthy}})...),
+			want{kind: actWait, reason: "NoQuorum", says: "0 of 3 voters are healthy, quorum needs 2"}},
+		{"two of three lost for longer than unhealthyAfter with Wait: quorum lost, nothing removed",
+			scopeOf(cluster(3, quorumSuspectedSince(now.Add(-2*time.Minute))), three(map[string][]func(*memberState){"m-b": {nodeDown}, "m-c": {nodeDown}, "m-a": {unhealthy}})...),
 			want{kind: actWait, reason: "QuorumLost", says: "0 of 3 voters are healthy, quorum needs 2"}},
 		{"two of three lost with ForceNewCluster, not for long yet: wait",
 			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossForceNewCluster
-			}, quorumLostSince(now.Add(-10*time.Second))),
+			}, quorumSuspectedSince(now.Add(-10*time.Second))),
 				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, unhealthy), member("m-c", "c", 3, nodeDown)),
-			want{kind: actWait, reason: "QuorumLost"}},
+			want{kind: actWait, reason: "NoQuorum"}},
 		{"two of three lost with RestoreFromBackup: rebuild from the newest snapshot of the cluster's backups",
 			withBackups(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
@@ -216,9 +227,13 @@ func TestDecide(t *testing.T) {
 				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, noPod, noPVC))),
 			want{kind: actResetForRestore, reason: "QuorumLoss"}},
 		{"quorum lost in the middle of a replacement with Wait: the change waits for quorum",
-			scopeOf(cluster(3, quorumLostSince(now.Add(-2*time.Minute)), pending(quorumv1alpha1.ChangeRemoveMember, "m-b", "b", "Replace")),
-				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, noPod, noPVC)),
-			want{kind: actRemoveMember, member: "m-b"}},
+			func() *scope {
+				s := scopeOf(cluster(3, quorumLostSince(now.Add(-2*time.Minute)), pending(quorumv1alpha1.ChangeRemoveMember, "m-b", "b", "Replace")),
+					member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, noPod, noPVC))
+				s.linearizable = false // no leader to read through
+				return s
+			}(),
+			want{kind: actWait, reason: "MembershipUnconfirmed"}},
 		{"RestoreFromBackup with no snapshot: wait and say so",
 			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
@@ -247,9 +262,8 @@ func TestDecide(t *testing.T) {
 			scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossForceNewCluster
 			}, quorumLostSince(now.Add(-2*time.Minute))),
-				member("m-a", "a", 1, func(m *memberState) { m.Healthy = false; m.Status.RaftIndex = 500 }),
-				member("m-b", "b", 2, func(m *memberState) { m.Healthy = false; m.Status.RaftIndex = 700 }),
-				member("m-c", "c", 3, nodeDown)),
+				member("m-a", "a", 1, noLeader(500)), member("m-b", "b", 2, noLeader(700)),
+				member("m-c", "c", 3, nodeDown), member("m-d", "a", 4, nodeDown), member("m-e", "b", 5, nodeDown)),
 			want{kind: actForceNewCluster, member: "m-b", reason: "QuorumLoss"}},
 		{"no member answers: wait",
 			func() *scope {
@@ -354,7 +368,7 @@ func TestQuorumGuard(t *testing.T) {
 	if got.kind == actRemoveMember {
 		t.Fatalf("decide removed %s with only 2 healthy voters of 5", got.member)
 	}
-	if got.kind != actWait || got.reason != "QuorumLost" {
+	if got.kind != actWait || got.reason != "NoQuorum" {
 		t.Fatalf("decide = %s %s: %s; want a wait for quorum", got.kind, got.reason, got.message)
 	}
 
@@ -389,11 +403,14 @@ func TestFailureReason(t *testing.T) {
 		{"pod and volume gone", member("x", "a", 1, noPod, noPVC), now, "its pod and its data are gone"},
 		{"volume gone", member("x", "a", 1, noPVC), now, "its volume is gone"},
 		{"volume lost", member("x", "a", 1, func(m *memberState) { m.PVC.Status.Phase = corev1.ClaimLost }), now, "its volume is lost"},
-		{"pod failed", member("x", "a", 1, func(m *memberState) { m.Pod.Status.Phase = corev1.PodFailed }), now, "its pod failed"},
-		{"node NotReady", member("x", "a", 1, nodeDown), now, "its node node-a is NotReady"},
+		{"pod failed, volume kept: started again, not failed", member("x", "a", 1, func(m *memberState) { m.Pod.Status.Phase = corev1.PodFailed; unhealthy(m) }), now.Add(-time.Hour), ""},
+		{"node NotReady 30s", member("x", "a", 1, nodeDown), now.Add(-30 * time.Second), ""},
+		{"node NotReady 61s", member("x", "a", 1, nodeDown), now.Add(-61 * time.Second), "its node node-a has been NotReady for more than 1m0s"},
+		{"healthy in etcd on a NotReady node", member("x", "a", 1, func(m *memberState) { m.NodeReady = false }), now.Add(-time.Hour), ""},
+		{"clock not running", member("x", "a", 1, unhealthy), time.Time{}, ""},
 		{"pod gone, volume kept", member("x", "a", 1, noPod), now, ""},
 		{"unhealthy 30s", member("x", "a", 1, unhealthy), now.Add(-30 * time.Second), ""},
-		{"unhealthy 61s", member("x", "a", 1, unhealthy), now.Add(-61 * time.Second), "etcd has reported it unhealthy for more than 1m0s"},
+		{"unhealthy 61s", member("x", "a", 1, unhealthy), now.Add(-61 * time.Second), "it has not been healthy for more than 1m0s (it does not answer)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := failureReason(c, tc.m, tc.since, now); got != tc.want {
@@ -404,9 +421,24 @@ func TestFailureReason(t *testing.T) {
 }
 
 func quorumLostSince(t time.Time) func(*quorumv1alpha1.EtcdCluster) {
+	return quorumCondition(metav1.ConditionTrue, "QuorumLost", t)
+}
+
+// quorumSuspectedSince: the evidence of a loss started at t.
+func quorumSuspectedSince(t time.Time) func(*quorumv1alpha1.EtcdCluster) {
+	return quorumCondition(metav1.ConditionUnknown, reasonQuorumLossSuspected, t)
+}
+
+func quorumCondition(status metav1.ConditionStatus, reason string, t time.Time) func(*quorumv1alpha1.EtcdCluster) {
 	return func(c *quorumv1alpha1.EtcdCluster) {
-		c.Status.Conditions = append(c.Status.Conditions, metav1.Condition{Type: quorumv1alpha1.ConditionQuorumLost, Status: metav1.ConditionTrue, LastTransitionTime: metav1.NewTime(t)})
+		meta.RemoveStatusCondition(&c.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
+		c.Status.Conditions = append(c.Status.Conditions, metav1.Condition{Type: quorumv1alpha1.ConditionQuorumLost, Status: status, Reason: reason, LastTransitionTime: metav1.NewTime(t)})
 	}
+}
+
+// noLeader: the member answers, with raft index i, but knows no leader.
+func noLeader(i uint64) func(*memberState) {
+	return func(m *memberState) { m.Healthy = false; m.Status.Leader = 0; m.Status.RaftIndex = i }
 }
 
 func backupWith(name, cluster string, hours ...int) quorumv1alpha1.EtcdBackup {

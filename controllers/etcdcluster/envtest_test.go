@@ -281,7 +281,7 @@ func TestEtcdClusterRestartAfterRecording(t *testing.T) {
 	if err := c.Status().Update(ctx, ec); err != nil {
 		t.Fatal(err)
 	}
-	conn, _ := f.Dial(nil, nil)
+	conn, _ := f.Dial(nil, nil, nil)
 	if _, _, err := conn.AddLearner(ctx, resources.PeerURL("main-x", "main", ns)); err != nil {
 		t.Fatal(err)
 	}

@@ -26,15 +26,9 @@ const etcdTimeout = 10 * time.Second
 // record writes the intent of a membership change to status before it is
 // carried out. A conflict means someone else wrote first: the pass ends and
 // the next one decides again from fresh state.
-func (r *Reconciler) record(ctx context.Context, s *scope, t quorumv1alpha1.ChangeType, member, zone, reason, id string) error {
-	c := s.cluster
-	replaceZone := ""
-	if c.Status.PendingChange != nil {
-		replaceZone = c.Status.PendingChange.ReplaceZone
-	}
-	c.Status.PendingChange = &quorumv1alpha1.MembershipChange{
-		Type: t, Member: member, Zone: zone, Reason: reason, ID: id, ReplaceZone: replaceZone, StartedAt: metav1.NewTime(r.Clock()),
-	}
+func (r *Reconciler) record(ctx context.Context, s *scope, p quorumv1alpha1.MembershipChange) error {
+	p.StartedAt = metav1.NewTime(r.Clock())
+	s.cluster.Status.PendingChange = &p
 	return r.persist(ctx, s)
 }
 
@@ -58,7 +52,8 @@ func (r *Reconciler) startChange(ctx context.Context, s *scope, t quorumv1alpha1
 		return nil, nil
 	}
 	if p := c.Status.PendingChange; p == nil || p.Type != t {
-		if err := r.record(ctx, s, t, a.member, a.zone, reason, etcd.FormatID(m.ID)); err != nil {
+		if err := r.record(ctx, s, quorumv1alpha1.MembershipChange{Type: t, Member: a.member, Zone: a.zone, Reason: reason, ID: etcd.FormatID(m.ID),
+			Version: a.version, FromVersion: a.fromVersion}); err != nil {
 			return nil, err
 		}
 	}
@@ -79,7 +74,7 @@ func (r *Reconciler) addLearner(ctx context.Context, s *scope, a action) error {
 	name := a.member
 	if c.Status.PendingChange == nil {
 		name = newMemberName(c)
-		if err := r.record(ctx, s, quorumv1alpha1.ChangeAddMember, name, a.zone, a.reason, ""); err != nil {
+		if err := r.record(ctx, s, quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeAddMember, Member: name, Zone: a.zone, Reason: a.reason}); err != nil {
 			return err
 		}
 	}
@@ -163,17 +158,31 @@ func (r *Reconciler) moveLeader(ctx context.Context, s *scope, a action) error {
 }
 
 // removeMember records the removal (unless recorded) and removes the
-// member from etcd; its objects are cleaned up by the next step.
+// member from etcd; its objects are cleaned up by the next step. The
+// evidence is read again first: the membership through the leader (the
+// member must be in it), and the member must not lead.
 func (r *Reconciler) removeMember(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
 	m := s.members[a.member]
+	present, err := r.confirmMembership(ctx, s, m)
+	if err != nil {
+		return err
+	}
+	if !present {
+		// Already removed (by an earlier pass, or by hand): the cleanup
+		// step deletes its objects.
+		return nil
+	}
+	if m.ID == s.leaderID {
+		return fmt.Errorf("refusing to remove %s: it leads; leadership is moved first", m.Name)
+	}
 	if c.Status.PendingChange == nil {
 		replaceZone := ""
 		if a.reason == "Replace" {
 			replaceZone = m.Zone
 		}
-		c.Status.PendingChange = &quorumv1alpha1.MembershipChange{ReplaceZone: replaceZone}
-		if err := r.record(ctx, s, quorumv1alpha1.ChangeRemoveMember, m.Name, m.Zone, a.reason, etcd.FormatID(m.ID)); err != nil {
+		if err := r.record(ctx, s, quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeRemoveMember, Member: m.Name, Zone: m.Zone,
+			Reason: a.reason, ID: etcd.FormatID(m.ID), ReplaceZone: replaceZone}); err != nil {
 			return err
 		}
 	}
@@ -187,10 +196,35 @@ func (r *Reconciler) removeMember(ctx context.Context, s *scope, a action) error
 	return nil
 }
 
+// confirmMembership reads the membership through the leader at the moment
+// a destructive step acts, and says whether m (by ID, or by name for a
+// member etcd has not named yet) is in it. Any failure to read it refuses
+// the step: the operator's trouble is never evidence.
+func (r *Reconciler) confirmMembership(ctx context.Context, s *scope, m *memberState) (bool, error) {
+	if s.etcd == nil {
+		return false, fmt.Errorf("refusing to change the membership: no connection to etcd")
+	}
+	lctx, cancel := context.WithTimeout(ctx, etcdTimeout)
+	defer cancel()
+	members, _, err := s.etcd.MemberList(lctx, true)
+	if err != nil {
+		return false, fmt.Errorf("refusing to change the membership: it cannot be read through the leader: %w", err)
+	}
+	for _, em := range members {
+		if (m.ID != 0 && em.ID == m.ID) || memberName(em) == m.Name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // cleanupMember deletes a removed member's objects; a replacement is then
 // recorded at once, so the zone is repaired before any other change.
 func (r *Reconciler) cleanupMember(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
+	if err := r.confirmGone(ctx, s, a.member); err != nil {
+		return err
+	}
 	done, err := r.deleteMemberObjects(ctx, s, a.member)
 	if err != nil || !done {
 		return err
@@ -208,10 +242,93 @@ func (r *Reconciler) cleanupMember(ctx context.Context, s *scope, a action) erro
 	return nil
 }
 
+// confirmGone re-reads the membership through the leader and refuses to go
+// on unless the member is not in it: a volume is deleted only for a member
+// etcd itself no longer lists.
+func (r *Reconciler) confirmGone(ctx context.Context, s *scope, name string) error {
+	m := s.members[name]
+	if m == nil {
+		m = &memberState{Name: name}
+	}
+	present, err := r.confirmMembership(ctx, s, m)
+	if err != nil {
+		return err
+	}
+	if present {
+		return fmt.Errorf("refusing to delete the objects of %s: etcd still lists it as a member", name)
+	}
+	return nil
+}
+
+// deleteOrphan deletes the objects of a member etcd does not list, once
+// that is confirmed through the leader.
+func (r *Reconciler) deleteOrphan(ctx context.Context, s *scope, a action) error {
+	if err := r.confirmGone(ctx, s, a.member); err != nil {
+		return err
+	}
+	if _, err := r.deleteMemberObjects(ctx, s, a.member); err != nil {
+		return err
+	}
+	r.Event(s.cluster, corev1.EventTypeNormal, "OrphanDeleted", a.message)
+	return nil
+}
+
+// abandonAdd undoes an add that did not finish in time: the learner is
+// removed from etcd (a learner does not vote, so quorum is untouched), its
+// objects deleted and the change dropped, so that repairs go on.
+func (r *Reconciler) abandonAdd(ctx context.Context, s *scope, a action) error {
+	c := s.cluster
+	m := s.members[a.member]
+	present, err := r.confirmMembership(ctx, s, m)
+	if err != nil {
+		return err
+	}
+	if present {
+		if !m.Learner {
+			return fmt.Errorf("refusing to abandon the add of %s: it votes now", m.Name)
+		}
+		rctx, cancel := context.WithTimeout(ctx, etcdTimeout)
+		defer cancel()
+		if err := s.etcd.Remove(rctx, m.ID); err != nil {
+			return fmt.Errorf("removing learner %s: %w", m.Name, err)
+		}
+		membershipChanges.WithLabelValues(c.Namespace, c.Name, "remove").Inc()
+	}
+	done, err := r.deleteMemberObjects(ctx, s, a.member)
+	if err != nil || !done {
+		return err
+	}
+	changeTimeouts.WithLabelValues(c.Namespace, c.Name, "add").Inc()
+	r.Event(c, corev1.EventTypeWarning, a.reason, a.message)
+	c.Status.PendingChange = nil
+	return nil
+}
+
+// cancelChange drops a recorded change that must not go on, saying why.
+func (r *Reconciler) cancelChange(s *scope, a action) error {
+	if a.reason == "RestartTimedOut" {
+		changeTimeouts.WithLabelValues(s.cluster.Namespace, s.cluster.Name, "restart").Inc()
+	}
+	r.Event(s.cluster, corev1.EventTypeWarning, a.reason, a.message)
+	s.cluster.Status.PendingChange = nil
+	return nil
+}
+
+// deleteFailedPod deletes a member's failed pod; the member comes back
+// from its volume with the same identity.
+func (r *Reconciler) deleteFailedPod(ctx context.Context, s *scope, a action) error {
+	m := s.members[a.member]
+	if err := r.Delete(ctx, m.Pod, client.Preconditions{UID: &m.Pod.UID}); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	r.Event(s.cluster, corev1.EventTypeNormal, "FailedPodDeleted", a.message)
+	return nil
+}
+
 // recreatePod brings back the pod of a member whose data is intact.
 func (r *Reconciler) recreatePod(ctx context.Context, s *scope, a action) error {
 	m := s.members[a.member]
-	if err := r.createMemberPod(ctx, s, a.member, a.zone, m.PodVersionOr(s.cluster.Spec.Version), false); err != nil {
+	if err := r.createMemberPod(ctx, s, a.member, a.zone, m.PodVersionOr(knownVersion(s)), false); err != nil {
 		return err
 	}
 	r.Event(s.cluster, corev1.EventTypeNormal, "PodRecreated", a.message)
@@ -230,7 +347,10 @@ func (r *Reconciler) startMember(ctx context.Context, s *scope, name, zone strin
 		return r.createPod(ctx, s, name, zone, c.Spec.Version, true, src)
 	}
 	newCluster := p != nil && p.Reason == "Bootstrap" && !s.listed
-	return r.createMemberPod(ctx, s, name, zone, c.Spec.Version, newCluster)
+	// A new member runs what the cluster is known to run, never a
+	// spec.version no member has run yet (an upgrade moves members to it
+	// one at a time, behind its preflight).
+	return r.createMemberPod(ctx, s, name, zone, knownVersion(s), newCluster)
 }
 
 // createMemberPod creates a member's certificates, volume and pod, each

@@ -23,16 +23,20 @@ var (
 		Name: "quorum_etcd_member_replacements_total",
 		Help: "Failed members replaced by a promoted new member.",
 	}, []string{"namespace", "cluster"})
+	changeTimeouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorum_etcd_change_timeouts_total",
+		Help: "Changes undone because a member did not come up within failurePolicy.startTimeout, by kind (add, restart, upgrade).",
+	}, []string{"namespace", "cluster", "change"})
 	quorumAtRisk = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "quorum_etcd_quorum_at_risk",
 		Help: "1 while one more failure (or the next action) would lose quorum.",
 	}, []string{"namespace", "cluster"})
-	quorumLost = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	quorumLostGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "quorum_etcd_quorum_lost",
 		Help: "1 while fewer than a majority of voters are healthy.",
 	}, []string{"namespace", "cluster"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, quorumAtRisk, quorumLost)
+	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge)
 }

@@ -3,12 +3,14 @@ package etcdcluster
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/etcd"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -24,7 +26,11 @@ import (
 func (r *Reconciler) forceNewCluster(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
 	if p := c.Status.PendingChange; (p == nil || p.Type != quorumv1alpha1.ChangeForceNewCluster) && s.members[a.member] != nil {
-		r.Event(c, corev1.EventTypeWarning, "ForceNewCluster", a.message)
+		if err := r.confirmQuorumLost(ctx, s); err != nil {
+			return err
+		}
+		c.Status.Recovery = recoveryOf(s, s.members[a.member])
+		r.Event(c, corev1.EventTypeWarning, "ForceNewCluster", fmt.Sprintf("%s; up to %s of acknowledged writes may be lost", a.message, c.Status.Recovery.DataLossWindow))
 	}
 	m, err := r.startChange(ctx, s, quorumv1alpha1.ChangeForceNewCluster, a, "QuorumLoss")
 	if m == nil || err != nil {
@@ -40,7 +46,7 @@ func (r *Reconciler) forceNewCluster(ctx context.Context, s *scope, a action) er
 		}
 		return nil
 	case p.Reason == "QuorumLoss" && m.Pod == nil:
-		pod := resources.MemberPod{Cluster: c, Member: m.Name, Zone: m.Zone, Version: m.PodVersionOr(c.Spec.Version),
+		pod := resources.MemberPod{Cluster: c, Member: m.Name, Zone: m.Zone, Version: m.PodVersionOr(knownVersion(s)),
 			InitialCluster: resources.InitialCluster(map[string]string{m.Name: resources.PeerURL(m.Name, c.Name, c.Namespace)}),
 			Voter:          true, ForceNewCluster: true}.Pod()
 		return r.CreateOwned(ctx, c, pod)
@@ -52,7 +58,7 @@ func (r *Reconciler) forceNewCluster(ctx context.Context, s *scope, a action) er
 		}
 		return client.IgnoreNotFound(r.Delete(ctx, m.Pod))
 	case p.Reason == "QuorumLossRecovered" && m.Pod == nil:
-		return r.createMemberPod(ctx, s, m.Name, m.Zone, m.PodVersionOr(c.Spec.Version), false)
+		return r.createMemberPod(ctx, s, m.Name, m.Zone, m.PodVersionOr(knownVersion(s)), false)
 	case p.Reason == "QuorumLossRecovered" && m.Pod != nil && forced:
 		if m.Pod.DeletionTimestamp == nil {
 			return client.IgnoreNotFound(r.Delete(ctx, m.Pod))
@@ -71,10 +77,12 @@ func (r *Reconciler) forceNewCluster(ctx context.Context, s *scope, a action) er
 func (r *Reconciler) resetForRestore(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
 	if p := c.Status.PendingChange; p == nil || p.Type != quorumv1alpha1.ChangeRestoreFromBackup {
-		_, lostAt := quorumLostFor(s)
-		t := metav1.NewTime(lostAt)
+		if err := r.confirmQuorumLost(ctx, s); err != nil {
+			return err
+		}
+		t := metav1.NewTime(quorumLostAt(c))
 		c.Status.Restore = &quorumv1alpha1.RestoreStatus{Backup: a.zone, Snapshot: a.member, QuorumLostAt: &t}
-		if err := r.record(ctx, s, quorumv1alpha1.ChangeRestoreFromBackup, "", "", "QuorumLoss", ""); err != nil {
+		if err := r.record(ctx, s, quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeRestoreFromBackup, Reason: "QuorumLoss"}); err != nil {
 			return err
 		}
 		r.Event(c, corev1.EventTypeWarning, "RestoreFromBackup", a.message)
@@ -94,4 +102,60 @@ func (r *Reconciler) resetForRestore(ctx context.Context, s *scope, a action) er
 	c.Status.Members = nil
 	c.Status.PendingChange = nil
 	return nil
+}
+
+// confirmQuorumLost asks every voter again, at the moment a recovery would
+// destroy something, and refuses unless the loss still shows: no member
+// knows a leader, the membership cannot be read through a leader, and no
+// kubelet reports a voter serving. A member refusing the operator's
+// credentials refuses the recovery too.
+func (r *Reconciler) confirmQuorumLost(ctx context.Context, s *scope) error {
+	if s.etcd == nil {
+		return fmt.Errorf("refusing to recover: no connection to etcd to confirm the loss")
+	}
+	c := s.cluster
+	for _, m := range s.voters() {
+		if m.PodServing {
+			return fmt.Errorf("refusing to recover: member %s passes its readiness probe, so the cluster has quorum", m.Name)
+		}
+		if m.Pod == nil || m.Pod.Status.PodIP == "" {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := s.etcd.Status(sctx, resources.ClientURL(m.Name, c.Name, c.Namespace))
+		cancel()
+		switch {
+		case err == nil && st.Leader != 0:
+			return fmt.Errorf("refusing to recover: member %s knows a leader again", m.Name)
+		case err != nil && etcd.Classify(err) == etcd.Rejected:
+			return fmt.Errorf("refusing to recover: member %s refuses the operator's credentials, so the loss cannot be confirmed: %w", m.Name, err)
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, _, err := s.etcd.MemberList(lctx, true); err == nil {
+		return fmt.Errorf("refusing to recover: the membership reads through a leader, so the cluster has quorum")
+	}
+	return nil
+}
+
+// recoveryOf is what restarting from survivor costs: writes the lost
+// majority committed after the survivor last knew a leader.
+func recoveryOf(s *scope, survivor *memberState) *quorumv1alpha1.RecoveryStatus {
+	c := s.cluster
+	lost := metav1.NewTime(quorumLostAt(c))
+	rs := &quorumv1alpha1.RecoveryStatus{Member: survivor.Name, QuorumLostAt: &lost}
+	if survivor.Status != nil {
+		rs.RaftIndex = survivor.Status.RaftIndex
+	}
+	lastHealthy := lost.Time
+	for _, ms := range c.Status.Members {
+		if ms.Name == survivor.Name && !ms.Healthy && ms.Since != nil && ms.Since.Before(&lost) {
+			lastHealthy = ms.Since.Time
+		}
+	}
+	t := metav1.NewTime(lastHealthy)
+	rs.MemberLastHealthyAt = &t
+	rs.DataLossWindow = lost.Sub(lastHealthy).Round(time.Second).String()
+	return rs
 }

@@ -19,6 +19,19 @@ import (
 	"quorum.dev/quorum/internal/resources"
 )
 
+// access is the operator's own ability to talk to the members. A failure
+// here is the operator's trouble, never evidence about etcd.
+type access struct {
+	// reason is "" when access works, else ClientCredentialsInvalid (the
+	// client Secret cannot be used), ClientCredentialsRejected (members
+	// refuse it) or OperatorNetwork (members serve their kubelets' probes
+	// but do not answer the operator).
+	reason  string
+	message string
+}
+
+func (a access) ok() bool { return a.reason == "" }
+
 // memberState is everything observed about one member this pass: its pod,
 // its volume, its node, and what etcd says of it.
 type memberState struct {
@@ -35,10 +48,19 @@ type memberState struct {
 	NodeReady bool // the node of its pod (or volume) is Ready
 	NodeName  string
 
-	// Status is the member's own answer; nil when it did not answer.
+	// Status is the member's own answer; nil when it did not answer, and
+	// Failure then says whether the call failed at the network level or
+	// the member refused the operator's credentials.
 	Status  *etcd.Status
+	Failure etcd.Failure
+	// Healthy is true when the member answered and knows a leader.
 	Healthy bool
 	Leader  bool
+	// PodServing is true when its kubelet reports its pod Ready on a Ready
+	// node: etcd's /readyz, which includes a linearizable read, passed
+	// moments ago. It is evidence of quorum that does not depend on the
+	// operator's own view.
+	PodServing bool
 	// Version is what the member reports running; PodVersion is the
 	// version its pod was made for.
 	Version    string
@@ -56,11 +78,21 @@ type scope struct {
 
 	members map[string]*memberState
 	// listed is true when etcd answered the member list; clusterID is then
-	// the cluster's ID.
-	listed    bool
-	clusterID uint64
-	listErr   error
-	leaderID  uint64
+	// the cluster's ID. linearizable is true when that list was read
+	// through the leader: only such a list is evidence enough to remove a
+	// member or delete the objects of one etcd does not list.
+	listed       bool
+	linearizable bool
+	clusterID    uint64
+	listErr      error
+	leaderID     uint64
+
+	// access is whether the operator itself can talk to the members.
+	access access
+	// alarms are the alarms etcd reports; alarmsKnown is false when they
+	// could not be read this pass.
+	alarms      []etcd.Alarm
+	alarmsKnown bool
 
 	nodes      map[string]*corev1.Node
 	readyZones map[string]bool
@@ -206,46 +238,44 @@ func (s *scope) memberNode(m *memberState) (string, bool) {
 	return name, ok && reconciler.NodeReady(n)
 }
 
-// observeEtcd asks etcd for its members and each member for its status.
-// The member list is a serializable read, so it answers without quorum.
+// observeEtcd asks every member for its own status, at its pod IP (TLS
+// still verifies the member's name: reaching members does not depend on
+// cluster DNS), then the member list (linearizable when a member knows a
+// leader, else serializable) and the alarms. It records whether the
+// operator's own credentials and network work, apart from what etcd says.
 func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) {
 	c := s.cluster
 	var endpoints []string
+	addresses := map[string]string{}
 	for _, m := range s.sortedMembers() {
+		m.PodServing = m.Pod != nil && m.Pod.DeletionTimestamp == nil && m.NodeReady && podReady(m.Pod)
 		if m.Pod != nil && m.Pod.Status.PodIP != "" {
 			endpoints = append(endpoints, resources.ClientURL(m.Name, c.Name, c.Namespace))
+			addresses[resources.MemberHost(m.Name, c.Name, c.Namespace)] = m.Pod.Status.PodIP
 		}
 	}
 	if len(endpoints) == 0 {
 		return
 	}
-	tlsConfig, err := r.clientTLS(ctx, c)
+	tlsConfig, err := r.clientTLS(ctx, c, s.now)
 	if err != nil {
+		s.access = access{reason: "ClientCredentialsInvalid", message: err.Error()}
 		s.listErr = err
 		return
 	}
-	cl, err := r.Dial(endpoints, tlsConfig)
+	cl, err := r.Dial(endpoints, tlsConfig, addresses)
 	if err != nil {
 		s.listErr = err
 		return
 	}
 	s.etcd = cl
-	listCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	members, clusterID, err := cl.MemberList(listCtx)
-	cancel()
-	if err != nil {
-		s.listErr = err
-	} else {
-		s.listed, s.clusterID = true, clusterID
-		for _, em := range members {
-			m := s.member(memberName(em))
-			m.InEtcd, m.ID, m.Learner = true, em.ID, em.IsLearner
-		}
-	}
 
+	// Every member's own answer, in parallel, each bounded.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	leaders := map[uint64]int{}
+	var rejected []string
+	answered := 0
 	for _, m := range s.members {
 		if m.Pod == nil || m.Pod.Status.PodIP == "" {
 			continue
@@ -256,25 +286,31 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			st, err := cl.Status(ctx, resources.ClientURL(m.Name, c.Name, c.Namespace))
-			if err != nil {
-				return
-			}
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil {
+				m.Failure = etcd.Classify(err)
+				if m.Failure == etcd.Rejected {
+					rejected = append(rejected, fmt.Sprintf("%s: %v", m.Name, err))
+				}
+				return
+			}
+			answered++
 			m.Status = st
-			m.Healthy = len(st.Errors) == 0 && st.Leader != 0
+			m.Healthy = st.Leader != 0
 			if st.Version != "" {
 				m.Version = st.Version
 			}
 			if st.Leader != 0 {
 				leaders[st.Leader]++
 			}
-			if !m.InEtcd && st.MemberID != 0 && !s.listed {
-				m.ID = st.MemberID
-			}
 		}(m)
 	}
 	wg.Wait()
+	if answered == 0 && len(rejected) > 0 {
+		sort.Strings(rejected)
+		s.access = access{reason: "ClientCredentialsRejected", message: "members refuse the operator's client certificate: " + strings.Join(rejected, "; ")}
+	}
 	// The leader is the one most members name.
 	best := 0
 	for id, n := range leaders {
@@ -282,9 +318,70 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) {
 			s.leaderID, best = id, n
 		}
 	}
+
+	// The membership: through the leader when one is known, so that it is
+	// the membership as it stands; otherwise a member's own view, which is
+	// enough to report and to bring pods back, never to remove anything.
+	if s.leaderID != 0 {
+		listCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		members, clusterID, err := cl.MemberList(listCtx, true)
+		cancel()
+		if err == nil {
+			s.setMembership(members, clusterID, true)
+		}
+		alarmCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		s.alarms, err = cl.AlarmList(alarmCtx)
+		cancel()
+		s.alarmsKnown = err == nil
+	}
+	if !s.listed && s.access.ok() {
+		listCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		members, clusterID, err := cl.MemberList(listCtx, false)
+		cancel()
+		if err != nil {
+			s.listErr = err
+		} else {
+			s.setMembership(members, clusterID, false)
+		}
+	}
 	for _, m := range s.members {
 		m.Leader = m.InEtcd && m.ID == s.leaderID && s.leaderID != 0
+		if !m.InEtcd && m.Status != nil && !s.listed {
+			m.ID = m.Status.MemberID
+		}
 	}
+
+	// Members that serve their kubelets' probes but answer nobody here:
+	// the operator's network is at fault, not etcd.
+	if s.access.ok() && answered == 0 {
+		for _, m := range s.members {
+			if m.PodServing {
+				s.access = access{reason: "OperatorNetwork", message: fmt.Sprintf(
+					"member %s passes its kubelet's readiness probe (a linearizable read) but does not answer the operator at %s: check the network (NetworkPolicies) between the operator and port %d",
+					m.Name, m.Pod.Status.PodIP, resources.ClientPort)}
+				break
+			}
+		}
+	}
+}
+
+// setMembership records etcd's member list.
+func (s *scope) setMembership(members []etcd.Member, clusterID uint64, linearizable bool) {
+	s.listed, s.linearizable, s.clusterID = true, linearizable, clusterID
+	for _, em := range members {
+		m := s.member(memberName(em))
+		m.InEtcd, m.ID, m.Learner = true, em.ID, em.IsLearner
+	}
+}
+
+// podReady says whether a pod's Ready condition is True.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // memberName is a member's name: etcd's name once it started, otherwise

@@ -31,6 +31,11 @@ func (r *Reconciler) writeStatus(ctx context.Context, c *quorumv1alpha1.EtcdClus
 }
 
 // computeStatus is the status of c as s observed it, after action a.
+//
+// What the operator could not see is never reported as a fact about etcd:
+// while its own access fails (EtcdUnreachable=True) the members' health,
+// readyReplicas and Degraded keep their last observed values, QuorumLost
+// and Available are Unknown.
 func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.Time) quorumv1alpha1.EtcdClusterStatus {
 	prev := c.Status
 	st := quorumv1alpha1.EtcdClusterStatus{
@@ -40,75 +45,113 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		Leader:             prev.Leader,
 		ClusterID:          prev.ClusterID,
 		Members:            prev.Members,
+		Alarms:             prev.Alarms,
 		Conditions:         append([]metav1.Condition(nil), prev.Conditions...),
 		Selector:           resources.Selector(c.Name),
 		Version:            prev.Version,
 		PendingChange:      prev.PendingChange,
 		Restore:            prev.Restore,
+		Recovery:           prev.Recovery,
+		FailedUpgrade:      prev.FailedUpgrade,
+	}
+	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
+		setCondition(&st.Conditions, c.Generation, t, status, reason, msg, now)
 	}
 	if s == nil {
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, a.reason, a.message)
 		return st
 	}
 	h := assess(s)
-	if s.listed {
+	seen := s.access.ok()
+	if seen && (s.listed || h.voters > 0) {
 		st.Replicas = int32(h.voters)
 		st.ReadyReplicas = int32(h.healthyVoters)
-	} else if s.listErr != nil || anyMemberObjects(s) {
-		st.ReadyReplicas = 0
-	}
-	st.Leader = ""
-	for _, m := range s.members {
-		if m.Leader {
-			st.Leader = m.Name
+		st.Leader = ""
+		for _, m := range s.members {
+			if m.Leader {
+				st.Leader = m.Name
+			}
 		}
 	}
 	st.Members = memberStatuses(c, s, prev.Members, now)
-	st.Version = lowestVersion(s)
+	if v := lowestVersion(s); v != "" {
+		st.Version = v
+	}
+	if f := st.FailedUpgrade; f != nil && (c.Spec.Version != f.Version || c.Generation != f.Generation) {
+		// A new spec tries again; the record goes with the spec that asked.
+		st.FailedUpgrade = nil
+	}
 
-	// QuorumLost: fewer than a majority of voters healthy, or none answers.
-	lost := h.quorumLost() || (!s.listed && st.ClusterID != "" && prev.PendingChange == nil)
-	if lost {
-		msg := quorumLostMessage(s, h)
-		if !s.listed {
-			msg = unreachableMessage(s)
+	// EtcdUnreachable: the operator's own trouble, told apart from etcd's.
+	if seen {
+		set(quorumv1alpha1.ConditionEtcdUnreachable, metav1.ConditionFalse, "Reachable", "the operator reaches the members with its client certificate")
+	} else {
+		set(quorumv1alpha1.ConditionEtcdUnreachable, metav1.ConditionTrue, s.access.reason,
+			s.access.message+"; nothing is removed or rebuilt until the operator sees etcd again")
+	}
+
+	// QuorumLost, from the evidence only.
+	switch h.quorum {
+	case quorumOK:
+		set(quorumv1alpha1.ConditionQuorumLost, metav1.ConditionFalse, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy", h.healthyVoters, h.voters))
+	case quorumUnjudged:
+		set(quorumv1alpha1.ConditionQuorumLost, metav1.ConditionUnknown, "EtcdUnreachable", "the operator cannot see etcd: "+s.access.message)
+	case quorumSuspect:
+		msg := fmt.Sprintf("%s; counted lost if this lasts %s", lostMessage(s, h), unhealthyAfter(c))
+		if cond := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionQuorumLost); cond == nil ||
+			cond.Status != metav1.ConditionUnknown || cond.Reason != reasonQuorumLossSuspected {
+			// The transition time is when the evidence started, whatever
+			// the condition said before.
+			meta.RemoveStatusCondition(&st.Conditions, quorumv1alpha1.ConditionQuorumLost)
 		}
+		set(quorumv1alpha1.ConditionQuorumLost, metav1.ConditionUnknown, reasonQuorumLossSuspected, msg)
+	case quorumCountedLost:
+		msg := lostMessage(s, h)
 		if c.Spec.QuorumLossPolicy == quorumv1alpha1.QuorumLossWait || c.Spec.QuorumLossPolicy == "" {
 			msg += "; quorumLossPolicy Wait: nothing is removed, members rejoin when they come back"
 		}
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumLost, true, "QuorumLost", msg)
-	} else {
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumLost, false, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy", h.healthyVoters, h.voters))
+		set(quorumv1alpha1.ConditionQuorumLost, metav1.ConditionTrue, "QuorumLost", msg)
 	}
 
 	switch {
-	case lost:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionAvailable, false, "QuorumLost", "the cluster has no quorum and serves no writes")
+	case !seen:
+		set(quorumv1alpha1.ConditionAvailable, metav1.ConditionUnknown, "EtcdUnreachable", "the operator cannot see etcd: "+s.access.message)
+	case h.canServe():
+		set(quorumv1alpha1.ConditionAvailable, metav1.ConditionTrue, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy; quorum is %d", h.healthyVoters, h.voters, etcd.Quorum(h.voters)))
 	case h.voters == 0:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionAvailable, false, "Bootstrapping", "the first member is starting")
+		set(quorumv1alpha1.ConditionAvailable, metav1.ConditionFalse, "Bootstrapping", "the first member is starting")
+	case h.quorum == quorumCountedLost || h.quorum == quorumSuspect:
+		set(quorumv1alpha1.ConditionAvailable, metav1.ConditionFalse, "QuorumLost", "the cluster has no quorum and serves no writes")
 	default:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionAvailable, true, "QuorumHealthy", fmt.Sprintf("%d of %d voters are healthy; quorum is %d", h.healthyVoters, h.voters, etcd.Quorum(h.voters)))
+		set(quorumv1alpha1.ConditionAvailable, metav1.ConditionFalse, "NoLeader", quorumLostMessage(s, h))
 	}
 
 	switch {
 	case a.reason == "QuorumAtRisk":
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, true, "ActionWouldLoseQuorum", a.message)
-	case !lost && h.voters > 1 && h.healthyVoters == etcd.Quorum(h.voters):
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, true, "OneFailureFromQuorumLoss",
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "ActionWouldLoseQuorum", a.message)
+	case !seen:
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionUnknown, "EtcdUnreachable", "the operator cannot see etcd")
+	case h.quorum == quorumCountedLost || h.quorum == quorumSuspect:
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "QuorumLost", "quorum is lost or suspected lost")
+	case h.voters > 1 && h.healthyVoters == etcd.Quorum(h.voters):
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "OneFailureFromQuorumLoss",
 			fmt.Sprintf("%d of %d voters are healthy: one more failure loses quorum (unhealthy: %s)", h.healthyVoters, h.voters, strings.Join(h.unhealthy, ", ")))
-	case !lost && h.voters == 1:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, true, "SingleMember", "a 1-member cluster tolerates no failure")
+	case h.voters == 1:
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "SingleMember", "a 1-member cluster tolerates no failure")
 	default:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionQuorumAtRisk, false, "QuorumSafe", "the cluster tolerates the failure of a member")
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionFalse, "QuorumSafe", "the cluster tolerates the failure of a member")
 	}
 
-	if len(h.failed) > 0 || len(h.unhealthy) > 0 {
+	switch {
+	case !seen:
+		// What the operator cannot see, it does not report as failed.
+	case len(h.failed) > 0 || len(h.unhealthy) > 0:
 		var parts []string
 		for _, name := range h.unhealthy {
 			if why, ok := h.failed[name]; ok {
 				parts = append(parts, fmt.Sprintf("%s: %s", name, why))
 			} else {
-				parts = append(parts, name+": etcd does not report it healthy")
+				parts = append(parts, fmt.Sprintf("%s: %s", name, assessReason(s, s.members[name])))
 			}
 		}
 		for name, why := range h.failed {
@@ -117,28 +160,91 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 			}
 		}
 		sort.Strings(parts)
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionDegraded, true, "MembersUnhealthy", strings.Join(parts, "; "))
-	} else {
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionDegraded, false, "AllMembersHealthy", fmt.Sprintf("all %d voters are healthy", h.voters))
+		set(quorumv1alpha1.ConditionDegraded, metav1.ConditionTrue, "MembersUnhealthy", strings.Join(parts, "; "))
+	default:
+		set(quorumv1alpha1.ConditionDegraded, metav1.ConditionFalse, "AllMembersHealthy", fmt.Sprintf("all %d voters are healthy", h.voters))
 	}
+
+	alarmStatus(c, s, &st, set)
 
 	switch {
 	case st.PendingChange != nil:
 		p := st.PendingChange
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, true, p.Reason, pendingMessage(p))
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionTrue, p.Reason, pendingMessage(p))
 	case a.kind == actWait:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, false, a.reason, a.message)
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, a.reason, a.message)
 	case a.kind != actNone && a.kind != actLabelVoter:
 		reason := a.reason
 		if reason == "" {
 			reason = string(a.kind)
 		}
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, true, reason, a.message)
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionTrue, reason, a.message)
+	case st.FailedUpgrade != nil:
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, "UpgradeRolledBack", st.FailedUpgrade.Message)
 	default:
-		reconciler.SetCondition(&st.Conditions, c.Generation, quorumv1alpha1.ConditionProgressing, false, "AsDesired",
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, "AsDesired",
 			fmt.Sprintf("%d voters at version %s, as asked", h.voters, c.Spec.Version))
 	}
 	return st
+}
+
+// alarmStatus reports etcd's alarms by member name. An alarm is a fact
+// about the data, not about a member's health: it never fails a member or
+// counts toward a loss of quorum. Alarms not read this pass keep their last
+// report.
+func alarmStatus(c *quorumv1alpha1.EtcdCluster, s *scope, st *quorumv1alpha1.EtcdClusterStatus, set func(string, metav1.ConditionStatus, string, string)) {
+	if !s.alarmsKnown {
+		if meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionAlarmActive) == nil {
+			set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionUnknown, "AlarmsUnread", "the alarms could not be read through the leader")
+		}
+		return
+	}
+	names := map[uint64]string{}
+	for _, m := range s.members {
+		if m.InEtcd {
+			names[m.ID] = m.Name
+		}
+	}
+	st.Alarms = nil
+	var parts []string
+	for _, al := range s.alarms {
+		name := names[al.MemberID]
+		if name == "" {
+			name = etcd.FormatID(al.MemberID)
+		}
+		st.Alarms = append(st.Alarms, quorumv1alpha1.AlarmStatus{Member: name, Alarm: al.Type})
+		parts = append(parts, fmt.Sprintf("%s on %s", al.Type, name))
+	}
+	sort.Slice(st.Alarms, func(i, j int) bool {
+		if st.Alarms[i].Member != st.Alarms[j].Member {
+			return st.Alarms[i].Member < st.Alarms[j].Member
+		}
+		return st.Alarms[i].Alarm < st.Alarms[j].Alarm
+	})
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionFalse, "NoAlarm", "etcd reports no alarm")
+		return
+	}
+	set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionTrue, "Alarm", "etcd reports "+strings.Join(parts, ", ")+
+		": NOSPACE refuses writes until space is freed and the alarm disarmed; CORRUPT needs a person. No member is replaced for an alarm")
+}
+
+// lostMessage says what the evidence of a loss of quorum is.
+func lostMessage(s *scope, h health) string {
+	if !s.listed {
+		return unreachableMessage(s) + "; " + quorumLostMessage(s, h)
+	}
+	return quorumLostMessage(s, h)
+}
+
+// setCondition sets a condition, its transition time from the reconciler's
+// clock.
+func setCondition(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason, msg string, now time.Time) {
+	if reason == "" {
+		reason = "Unknown"
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)})
 }
 
 func pendingMessage(p *quorumv1alpha1.MembershipChange) string {
@@ -190,6 +296,13 @@ func memberStatuses(c *quorumv1alpha1.EtcdCluster, s *scope, prev []quorumv1alph
 			ms.DBSizeBytes = m.Status.DBSize
 		}
 		if o, ok := old[m.Name]; ok {
+			if !s.access.ok() {
+				// Unseen is not unhealthy.
+				ms.Healthy = o.Healthy
+				if ms.Role == "" || !s.listed {
+					ms.Role = o.Role
+				}
+			}
 			if o.Healthy == ms.Healthy && o.Role == ms.Role && o.Since != nil {
 				ms.Since = o.Since
 			}
@@ -245,5 +358,5 @@ func updateMetrics(c *quorumv1alpha1.EtcdCluster, st quorumv1alpha1.EtcdClusterS
 	}
 	healthyMembers.WithLabelValues(c.Namespace, c.Name).Set(healthy)
 	quorumAtRisk.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumAtRisk)))
-	quorumLost.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumLost)))
+	quorumLostGauge.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumLost)))
 }

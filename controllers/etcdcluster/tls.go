@@ -113,12 +113,17 @@ func (r *Reconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.E
 	})
 }
 
-// clientTLS is the operator's TLS config toward the cluster's members.
-func (r *Reconciler) clientTLS(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*tls.Config, error) {
+// clientTLS is the operator's TLS config toward the cluster's members,
+// checked first: a certificate that cannot work is the operator's trouble,
+// reported as such, never mistaken for members that do not answer.
+func (r *Reconciler) clientTLS(ctx context.Context, c *quorumv1alpha1.EtcdCluster, now time.Time) (*tls.Config, error) {
 	name := resources.ClientSecretOf(c)
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, secret); err != nil {
 		return nil, fmt.Errorf("reading the client certificate Secret %s: %w", name, err)
+	}
+	if err := pki.CheckClient(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], secret.Data[resources.KeyCA], now); err != nil {
+		return nil, fmt.Errorf("the Secret %s: %w", name, err)
 	}
 	cfg, err := pki.ClientTLSConfig(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], secret.Data[resources.KeyCA])
 	if err != nil {

@@ -44,9 +44,29 @@ func (r *Reconciler) restartMember(ctx context.Context, s *scope, a action) erro
 		return nil
 	case m.Pod == nil:
 		return r.createMemberPod(ctx, s, m.Name, m.Zone, a.version, false)
+	case m.Healthy && a.reason == "Rollback":
+		r.Event(c, corev1.EventTypeNormal, "MemberRolledBack", fmt.Sprintf("member %s runs etcd %s again", m.Name, m.Version))
+		c.Status.PendingChange = nil
 	case m.Healthy:
 		r.Event(c, corev1.EventTypeNormal, "MemberUpgraded", fmt.Sprintf("member %s runs etcd %s", m.Name, m.Version))
 		c.Status.PendingChange = nil
 	}
+	return nil
+}
+
+// rollback turns a restart that did not come up in time into a restart at
+// the version the member ran before, and records the failed upgrade so that
+// it is not tried again until the spec changes.
+func (r *Reconciler) rollback(ctx context.Context, s *scope, a action) error {
+	c := s.cluster
+	p := c.Status.PendingChange
+	failed := p.Version
+	c.Status.FailedUpgrade = &quorumv1alpha1.FailedUpgrade{Version: failed, Member: a.member, Generation: c.Generation, Message: a.message}
+	if err := r.record(ctx, s, quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeRestartMember, Member: a.member, Zone: a.zone,
+		Reason: "Rollback", ID: p.ID, Version: a.version}); err != nil {
+		return err
+	}
+	changeTimeouts.WithLabelValues(c.Namespace, c.Name, "upgrade").Inc()
+	r.Event(c, corev1.EventTypeWarning, "UpgradeFailed", a.message)
 	return nil
 }

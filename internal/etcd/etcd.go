@@ -6,6 +6,7 @@ package etcd
 
 import (
 	"context"
+	"net"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Member is one member of the raft group as the cluster lists it.
@@ -35,17 +37,33 @@ type Status struct {
 	RaftIndex uint64
 	RaftTerm  uint64
 	DBSize    int64
-	Version   string
-	IsLearner bool
-	// Errors are the member's alarms and raft errors; a member with errors
-	// is not healthy.
+	// DBSizeInUse is the part of DBSize holding live data; the rest is
+	// free pages a defragmentation gives back.
+	DBSizeInUse int64
+	Version     string
+	IsLearner   bool
+	// Errors are what etcd reports beside the status: "etcdserver: no
+	// leader" and the cluster's alarms. An alarm is not a sign of an
+	// unhealthy member: every member reports every alarm.
 	Errors []string
+}
+
+// Alarm is an alarm raised on a member.
+type Alarm struct {
+	MemberID uint64
+	// Type is NOSPACE or CORRUPT.
+	Type string
 }
 
 // Cluster is what a controller may ask of one etcd cluster.
 type Cluster interface {
-	// MemberList lists the members, voters and learners, with the cluster ID.
-	MemberList(ctx context.Context) (members []Member, clusterID uint64, err error)
+	// MemberList lists the members, voters and learners, with the cluster
+	// ID. A linearizable list goes through the leader and is the
+	// membership as it stands; a serializable one is a member's own,
+	// possibly lagging, view, answered without quorum.
+	MemberList(ctx context.Context, linearizable bool) (members []Member, clusterID uint64, err error)
+	// AlarmList lists the alarms raised in the cluster.
+	AlarmList(ctx context.Context) ([]Alarm, error)
 	// AddLearner adds a non-voting member with peerURL and returns it with
 	// the membership after the change.
 	AddLearner(ctx context.Context, peerURL string) (added Member, members []Member, err error)
@@ -68,23 +86,26 @@ type Cluster interface {
 // caught up with the leader yet: retry later, it is not a failure.
 var ErrLearnerNotReady = errors.New("the learner is not yet in sync with the leader")
 
-// Dialer opens a Cluster on a set of client URLs.
-type Dialer func(endpoints []string, tlsConfig *tls.Config) (Cluster, error)
+// Dialer opens a Cluster on a set of client URLs. addresses maps a URL's
+// host name to the address to connect to (a member's pod IP), so that
+// reaching a member does not depend on cluster DNS while TLS still
+// verifies the member's name; a host not in it is resolved as usual.
+type Dialer func(endpoints []string, tlsConfig *tls.Config, addresses map[string]string) (Cluster, error)
 
 // Dial connects to the members at endpoints with mutual TLS.
-func Dial(endpoints []string, tlsConfig *tls.Config) (Cluster, error) {
+func Dial(endpoints []string, tlsConfig *tls.Config, addresses map[string]string) (Cluster, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints to dial")
 	}
-	c, err := newClient(endpoints, tlsConfig)
+	c, err := newClient(endpoints, tlsConfig, addresses)
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{client: c, tls: tlsConfig}, nil
+	return &cluster{client: c, tls: tlsConfig, addresses: addresses}, nil
 }
 
-func newClient(endpoints []string, tlsConfig *tls.Config) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
+func newClient(endpoints []string, tlsConfig *tls.Config, addresses map[string]string) (*clientv3.Client, error) {
+	cfg := clientv3.Config{
 		Endpoints:            endpoints,
 		TLS:                  tlsConfig,
 		DialTimeout:          3 * time.Second,
@@ -92,20 +113,53 @@ func newClient(endpoints []string, tlsConfig *tls.Config) (*clientv3.Client, err
 		DialKeepAliveTimeout: 3 * time.Second,
 		// The operator's logs speak for it; the client's own are noise.
 		Logger: zap.NewNop(),
-	})
+	}
+	if len(addresses) > 0 {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if ip, ok := addresses[host]; ok {
+				addr = net.JoinHostPort(ip, port)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		})}
+	}
+	return clientv3.New(cfg)
 }
 
 type cluster struct {
-	client *clientv3.Client
-	tls    *tls.Config
+	client    *clientv3.Client
+	tls       *tls.Config
+	addresses map[string]string
 }
 
-func (c *cluster) MemberList(ctx context.Context) ([]Member, uint64, error) {
-	resp, err := c.client.MemberList(ctx, clientv3.WithSerializable())
+func (c *cluster) MemberList(ctx context.Context, linearizable bool) ([]Member, uint64, error) {
+	var opts []clientv3.OpOption
+	if !linearizable {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	resp, err := c.client.MemberList(ctx, opts...)
 	if err != nil {
 		return nil, 0, err
 	}
 	return convert(resp.Members), resp.Header.ClusterId, nil
+}
+
+func (c *cluster) AlarmList(ctx context.Context) ([]Alarm, error) {
+	resp, err := c.client.AlarmList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Alarm, 0, len(resp.Alarms))
+	for _, a := range resp.Alarms {
+		if a.Alarm != etcdserverpb.AlarmType_NONE {
+			out = append(out, Alarm{MemberID: a.MemberID, Type: a.Alarm.String()})
+		}
+	}
+	return out, nil
 }
 
 func (c *cluster) AddLearner(ctx context.Context, peerURL string) (Member, []Member, error) {
@@ -135,7 +189,7 @@ func (c *cluster) Remove(ctx context.Context, id uint64) error {
 
 func (c *cluster) MoveLeader(ctx context.Context, leaderURL string, transferee uint64) error {
 	// MoveLeader must reach the leader itself.
-	leader, err := newClient([]string{leaderURL}, c.tls)
+	leader, err := newClient([]string{leaderURL}, c.tls, c.addresses)
 	if err != nil {
 		return err
 	}
@@ -150,14 +204,15 @@ func (c *cluster) Status(ctx context.Context, clientURL string) (*Status, error)
 		return nil, err
 	}
 	return &Status{
-		MemberID:  resp.Header.MemberId,
-		Leader:    resp.Leader,
-		RaftIndex: resp.RaftIndex,
-		RaftTerm:  resp.RaftTerm,
-		DBSize:    resp.DbSize,
-		Version:   resp.Version,
-		IsLearner: resp.IsLearner,
-		Errors:    resp.Errors,
+		MemberID:    resp.Header.MemberId,
+		Leader:      resp.Leader,
+		RaftIndex:   resp.RaftIndex,
+		RaftTerm:    resp.RaftTerm,
+		DBSize:      resp.DbSize,
+		DBSizeInUse: resp.DbSizeInUse,
+		Version:     resp.Version,
+		IsLearner:   resp.IsLearner,
+		Errors:      resp.Errors,
 	}, nil
 }
 
@@ -189,7 +244,7 @@ func convert(in []*etcdserverpb.Member) []Member {
 // the sha256 of the database, as etcd sends it; snapshot.Verify checks it.
 // It returns the bytes written and the member's etcd version.
 func Snapshot(ctx context.Context, clientURL string, tlsConfig *tls.Config, w io.Writer) (int64, string, error) {
-	c, err := newClient([]string{clientURL}, tlsConfig)
+	c, err := newClient([]string{clientURL}, tlsConfig, nil)
 	if err != nil {
 		return 0, "", err
 	}

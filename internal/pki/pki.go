@@ -208,3 +208,26 @@ const (
 	DefaultCAValidity   = 10 * 365 * 24 * time.Hour
 	DefaultLeafValidity = 365 * 24 * time.Hour
 )
+
+// CheckClient says whether a client certificate can be used at now: it
+// parses with its key, is within its validity, and chains to a CA of the
+// bundle caPEM for client authentication. A failure is the holder's own
+// problem, whatever the servers it talks to are doing.
+func CheckClient(certPEM, keyPEM, caPEM []byte, now time.Time) error {
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return fmt.Errorf("no usable client certificate and key: %w", err)
+	}
+	cert, err := ParseCertificate(certPEM)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return errors.New("no CA certificate (ca.crt)")
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("the client certificate %q (valid %s to %s) does not verify: %w",
+			cert.Subject.CommonName, cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}

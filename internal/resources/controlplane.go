@@ -424,7 +424,7 @@ func StackedEtcdCluster(cp *quorumv1alpha1.ControlPlane) *quorumv1alpha1.EtcdClu
 			Image:         st.Image,
 			Zones:         cp.Spec.Zones,
 			Storage:       *st.Storage.DeepCopy(),
-			FailurePolicy: *cp.Spec.FailurePolicy.DeepCopy(),
+			FailurePolicy: *cp.Spec.FailurePolicy.FailurePolicy.DeepCopy(),
 			PodTemplate:   template,
 		},
 	}

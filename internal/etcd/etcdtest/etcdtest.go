@@ -1,6 +1,11 @@
 // Package etcdtest is an etcd cluster in memory behind the etcd.Cluster
 // interface, for envtest runs of the controllers where no member process
 // runs. End-to-end suites use real members.
+//
+// It keeps the rules the controllers depend on: one learner at a time, a
+// learner promoted only once started, a linearizable member list and a
+// leader only while a majority of voters answers, alarms reported by every
+// member, and credential refusals told apart from members that are down.
 package etcdtest
 
 import (
@@ -8,6 +13,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 
@@ -16,14 +22,18 @@ import (
 
 // Cluster is an etcd cluster in memory: a member exists once added, and
 // answers once started (its pod given an IP by the test, as a kubelet
-// would).
+// would) until stopped.
 type Cluster struct {
 	mu        sync.Mutex
 	nextID    uint64
 	clusterID uint64
 	leader    uint64
 	members   map[uint64]*fakeMember
+	alarms    []etcd.Alarm
 	calls     []string
+	// rejectClient makes every call fail as a TLS handshake refusing the
+	// caller's certificate.
+	rejectClient bool
 }
 
 type fakeMember struct {
@@ -31,7 +41,14 @@ type fakeMember struct {
 	name    string // member name (from its peer URL)
 	learner bool
 	started bool
+	down    bool
 }
+
+var (
+	errNoAnswer = errors.New("connection error: desc = \"transport: Error while dialing: dial tcp 10.1.0.2:2379: connect: connection refused\"")
+	errRejected = errors.New("connection error: desc = \"transport: authentication handshake failed: remote error: tls: bad certificate\"")
+	errNoQuorum = errors.New("context deadline exceeded")
+)
 
 // New is an empty cluster; the first member started bootstraps it.
 func New() *Cluster {
@@ -39,20 +56,19 @@ func New() *Cluster {
 }
 
 // Dial is an etcd.Dialer onto the cluster.
-func (f *Cluster) Dial(endpoints []string, _ *tls.Config) (etcd.Cluster, error) {
+func (f *Cluster) Dial([]string, *tls.Config, map[string]string) (etcd.Cluster, error) {
 	return &fakeConn{f: f}, nil
 }
 
-// Start is the member's process starting: the first member bootstraps the
-// cluster and leads.
+// Start is the member's process starting (again): the first member
+// bootstraps the cluster and leads.
 func (f *Cluster) Start(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, m := range f.members {
-		if m.name == name {
-			m.started = true
-			return
-		}
+	if m := f.byName(name); m != nil {
+		m.started, m.down = true, false
+		f.elect()
+		return
 	}
 	if len(f.members) == 0 {
 		f.nextID++
@@ -61,7 +77,42 @@ func (f *Cluster) Start(name string) {
 	}
 }
 
-func (f *Cluster) record(call string) { f.calls = append(f.calls, call) }
+// Stop makes a member stop answering, as when its node is cut off.
+func (f *Cluster) Stop(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.byName(name); m != nil {
+		m.down = true
+		f.elect()
+	}
+}
+
+// RejectClient makes every call fail (or stop failing) as a TLS handshake
+// that refuses the caller's certificate.
+func (f *Cluster) RejectClient(reject bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rejectClient = reject
+}
+
+// RaiseAlarm raises an alarm (NOSPACE, CORRUPT) on a member.
+func (f *Cluster) RaiseAlarm(name, alarm string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.byName(name); m != nil {
+		f.alarms = append(f.alarms, etcd.Alarm{MemberID: m.id, Type: alarm})
+	}
+}
+
+// Leader is the name of the leading member, or "".
+func (f *Cluster) Leader() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.members[f.leader]; m != nil {
+		return m.name
+	}
+	return ""
+}
 
 // Calls lists the membership calls made, in order: "add NAME", "promote
 // NAME", "remove NAME", "move-leader".
@@ -69,6 +120,56 @@ func (f *Cluster) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
+}
+
+func (f *Cluster) record(call string) { f.calls = append(f.calls, call) }
+
+func (f *Cluster) byName(name string) *fakeMember {
+	for _, m := range f.members {
+		if m.name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func (f *Cluster) up(m *fakeMember) bool { return m.started && !m.down }
+
+// quorum says whether a majority of voters answers.
+func (f *Cluster) quorum() bool {
+	voters, up := 0, 0
+	for _, m := range f.members {
+		if !m.learner {
+			voters++
+			if f.up(m) {
+				up++
+			}
+		}
+	}
+	return voters > 0 && up >= voters/2+1
+}
+
+// elect keeps a leader while there is quorum: the current one if it is up,
+// else the voter with the lowest ID that is.
+func (f *Cluster) elect() {
+	if !f.quorum() {
+		f.leader = 0
+		return
+	}
+	if m := f.members[f.leader]; m != nil && f.up(m) && !m.learner {
+		return
+	}
+	ids := make([]uint64, 0, len(f.members))
+	for id := range f.members {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		if m := f.members[id]; f.up(m) && !m.learner {
+			f.leader = id
+			return
+		}
+	}
 }
 
 type fakeConn struct{ f *Cluster }
@@ -81,27 +182,46 @@ func hostMember(u string) string {
 	return strings.SplitN(parsed.Hostname(), ".", 2)[0]
 }
 
-func (c *fakeConn) MemberList(context.Context) ([]etcd.Member, uint64, error) {
+func (c *fakeConn) MemberList(_ context.Context, linearizable bool) ([]etcd.Member, uint64, error) {
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
+	if c.f.rejectClient {
+		return nil, 0, errRejected
+	}
 	var out []etcd.Member
-	anyStarted := false
+	anyUp := false
 	for _, m := range c.f.members {
 		name := ""
 		if m.started {
-			name, anyStarted = m.name, true
+			name = m.name
 		}
+		anyUp = anyUp || c.f.up(m)
 		out = append(out, etcd.Member{ID: m.id, Name: name, PeerURLs: []string{"https://" + m.name + ".main-peer.ns.svc:2380"}, IsLearner: m.learner})
 	}
-	if !anyStarted {
-		return nil, 0, errors.New("context deadline exceeded")
+	if !anyUp || (linearizable && !c.f.quorum()) {
+		return nil, 0, errNoQuorum
 	}
 	return out, c.f.clusterID, nil
+}
+
+func (c *fakeConn) AlarmList(context.Context) ([]etcd.Alarm, error) {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	if c.f.rejectClient {
+		return nil, errRejected
+	}
+	if !c.f.quorum() {
+		return nil, errNoQuorum
+	}
+	return append([]etcd.Alarm(nil), c.f.alarms...), nil
 }
 
 func (c *fakeConn) AddLearner(_ context.Context, peerURL string) (etcd.Member, []etcd.Member, error) {
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
+	if !c.f.quorum() {
+		return etcd.Member{}, nil, errNoQuorum
+	}
 	for _, m := range c.f.members {
 		if m.learner {
 			return etcd.Member{}, nil, errors.New("etcdserver: too many learner members in cluster")
@@ -121,7 +241,7 @@ func (c *fakeConn) Promote(_ context.Context, id uint64) error {
 	if !ok {
 		return errors.New("member not found")
 	}
-	if !m.started {
+	if !c.f.up(m) {
 		return etcd.ErrLearnerNotReady
 	}
 	m.learner = false
@@ -132,10 +252,14 @@ func (c *fakeConn) Promote(_ context.Context, id uint64) error {
 func (c *fakeConn) Remove(_ context.Context, id uint64) error {
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
+	if !c.f.quorum() {
+		return errNoQuorum
+	}
 	if m, ok := c.f.members[id]; ok {
 		c.f.record("remove " + m.name)
 	}
 	delete(c.f.members, id)
+	c.f.elect()
 	return nil
 }
 
@@ -150,13 +274,18 @@ func (c *fakeConn) MoveLeader(_ context.Context, _ string, to uint64) error {
 func (c *fakeConn) Status(_ context.Context, clientURL string) (*etcd.Status, error) {
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
-	name := hostMember(clientURL)
-	for _, m := range c.f.members {
-		if m.name == name && m.started {
-			return &etcd.Status{MemberID: m.id, Leader: c.f.leader, RaftIndex: 42, DBSize: 20480, Version: "3.6.16", IsLearner: m.learner}, nil
-		}
+	if c.f.rejectClient {
+		return nil, errRejected
 	}
-	return nil, errors.New("connection refused")
+	m := c.f.byName(hostMember(clientURL))
+	if m == nil || !c.f.up(m) {
+		return nil, errNoAnswer
+	}
+	st := &etcd.Status{MemberID: m.id, Leader: c.f.leader, RaftIndex: 42, DBSize: 20480, DBSizeInUse: 16384, Version: "3.6.16", IsLearner: m.learner}
+	if st.Leader == 0 {
+		st.Errors = append(st.Errors, "etcdserver: no leader")
+	}
+	return st, nil
 }
 
 func (c *fakeConn) Close() error { return nil }
