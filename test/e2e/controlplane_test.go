@@ -44,9 +44,9 @@ func newControlPlane(t *testing.T, ns, name, version string, replicas int32, etc
 			Zones:    quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"},
 			Etcd:     etcd,
 			Endpoint: quorumv1alpha1.ControlPlaneEndpoint{ServiceType: "ClusterIP"},
-			FailurePolicy: quorumv1alpha1.FailurePolicy{
+			FailurePolicy: quorumv1alpha1.ControlPlaneFailurePolicy{FailurePolicy: quorumv1alpha1.FailurePolicy{
 				UnhealthyAfter: &metav1.Duration{Duration: 30 * time.Second},
-			},
+			}},
 		},
 	}
 	if err := crClient(t).Create(context.Background(), cp); err != nil {
@@ -291,6 +291,24 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	}
 	kubeconfig := adminKubeconfig(t, cp)
 	useTheEndpoint(t, kubeconfig, "before")
+
+	// (issue 11 f) A second ControlPlane on the same EtcdCluster would share
+	// its /registry: refused with a condition, no replica started.
+	newControlPlane(t, ns, "intruder", cluster.PreviousKubernetesVersion, 1,
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+	eventually(t, "the second ControlPlane refused (EtcdClusterInUse)", time.Minute, func() (bool, string) {
+		c := meta.FindStatusCondition(getControlPlane(t, ns, "intruder").Status.Conditions, quorumv1alpha1.ConditionEtcdAvailable)
+		if c == nil {
+			return false, "no EtcdAvailable yet"
+		}
+		return c.Status == metav1.ConditionFalse && c.Reason == "EtcdClusterInUse", c.Reason + ": " + c.Message
+	})
+	if pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: resources.LabelControlPlane + "=intruder"}); err != nil || len(pods.Items) != 0 {
+		t.Fatalf("the refused ControlPlane has pods: %v %v", pods, err)
+	}
+	if err := crClient(t).Delete(context.Background(), &quorumv1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "intruder"}}); err != nil {
+		t.Fatal(err)
+	}
 
 	// (a) A replica's pod deleted while a client polls through the endpoint.
 	killReplica(t, cp, kubeconfig, cluster.PreviousKubernetesVersion)

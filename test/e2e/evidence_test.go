@@ -1,0 +1,366 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/hack/local-cluster/cluster"
+	"quorum.dev/quorum/internal/pki"
+	"quorum.dev/quorum/internal/resources"
+)
+
+// statusWatch follows an EtcdCluster's status while a fault is injected
+// and records every moment it said something untrue of a cluster whose
+// majority serves: QuorumLost True, or Available not True.
+type statusWatch struct {
+	stop chan struct{}
+	done chan struct{}
+
+	mu sync.Mutex
+	// quorumLost is set when QuorumLost was ever True; longest is the
+	// longest stretch of misreporting, and what was said then.
+	quorumLost bool
+	longest    time.Duration
+	said       string
+	samples    int
+}
+
+// watchStatus polls the status every 500 ms until stop. A majority serves
+// throughout the faults it is used for, so any misreport counts.
+func watchStatus(t *testing.T, ns, name string) *statusWatch {
+	t.Helper()
+	w := &statusWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		var since time.Time
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		// Bounded: at most 30 minutes of samples.
+		for i := 0; i < 3600; i++ {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			c := &quorumv1alpha1.EtcdCluster{}
+			if err := crClient(t).Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
+				continue
+			}
+			lost := meta.IsStatusConditionTrue(c.Status.Conditions, quorumv1alpha1.ConditionQuorumLost)
+			wrong := lost || !meta.IsStatusConditionTrue(c.Status.Conditions, quorumv1alpha1.ConditionAvailable)
+			now := time.Now()
+			w.mu.Lock()
+			w.samples++
+			w.quorumLost = w.quorumLost || lost
+			switch {
+			case wrong && since.IsZero():
+				since = now
+			case wrong:
+				if d := now.Sub(since); d > w.longest {
+					w.longest, w.said = d, fmt.Sprintf("ready %d/%d; %s", c.Status.ReadyReplicas, c.Status.Replicas, conditionSummary(c))
+				}
+			default:
+				since = time.Time{}
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// finish stops the watch and fails the test if the status ever said that
+// quorum was lost or the cluster unavailable while a majority served.
+func (w *statusWatch) finish(t *testing.T, what string) time.Duration {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Logf("%s: %d status samples, longest misreport %s", what, w.samples, w.longest)
+	if w.quorumLost || w.longest > 0 {
+		t.Errorf("%s: the status misreported a cluster whose majority served, for up to %s (QuorumLost ever True: %v): %s", what, w.longest, w.quorumLost, w.said)
+	}
+	return w.longest
+}
+
+// memberID parses a member's hex ID from the status.
+func memberID(t *testing.T, m quorumv1alpha1.MemberStatus) uint64 {
+	t.Helper()
+	id, err := strconv.ParseUint(m.ID, 16, 64)
+	if err != nil {
+		t.Fatalf("member %s has ID %q: %v", m.Name, m.ID, err)
+	}
+	return id
+}
+
+// pvcUIDs are the UIDs of a cluster's volumes by name.
+func pvcUIDs(t *testing.T, ns, name string) map[string]types.UID {
+	t.Helper()
+	list, err := kube.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{LabelSelector: resources.LabelCluster + "=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]types.UID{}
+	for _, p := range list.Items {
+		out[p.Name] = p.UID
+	}
+	return out
+}
+
+// testNOSPACEAlarm (issue 11 a): a NOSPACE alarm raised on one member of a
+// healthy cluster whose policy is RestoreFromBackup, with a good backup, is
+// reported and destroys nothing.
+func testNOSPACEAlarm(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "etcd-alarm")
+	s3Server(t, ns, "etcd-backups")
+	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
+	})
+	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	w := startWriter(t, ns, "main")
+	create(t, s3Backup(ns, "once", "main", "etcd-backups", "s3-credentials"))
+	waitBackup(t, ns, "once", metav1.ConditionTrue, "SnapshotVerified")
+
+	victim := before.Status.Members[0]
+	cl := etcdClient(t, ns, "main")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := pb.NewMaintenanceClient(cl.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: memberID(t, victim), Alarm: pb.AlarmType_NOSPACE})
+	cancel()
+	if err != nil {
+		t.Fatalf("raising NOSPACE on %s: %v", victim.Name, err)
+	}
+	raised := time.Now()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = cl.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: memberID(t, victim), Alarm: pb.AlarmType_NOSPACE})
+	})
+
+	eventually(t, "AlarmActive with NOSPACE on "+victim.Name, time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		for _, a := range c.Status.Alarms {
+			if a.Member == victim.Name && a.Alarm == "NOSPACE" {
+				return meta.IsStatusConditionTrue(c.Status.Conditions, quorumv1alpha1.ConditionAlarmActive), conditionSummary(c)
+			}
+		}
+		return false, fmt.Sprintf("alarms %v; %s", c.Status.Alarms, conditionSummary(c))
+	})
+	t.Logf("AlarmActive %s after the alarm was raised", time.Since(raised).Round(100*time.Millisecond))
+
+	// Two minutes: past unhealthyAfter (20 s) several times over.
+	sw := watchStatus(t, ns, "main")
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		c := getCluster(t, ns, "main")
+		if c.Status.ClusterID != before.Status.ClusterID || ids(c) != ids(before) || c.Status.PendingChange != nil {
+			t.Fatalf("an alarm changed the cluster: ID %s then %s, members %s then %s, pending %+v",
+				before.Status.ClusterID, c.Status.ClusterID, ids(before), ids(c), c.Status.PendingChange)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	sw.finish(t, "NOSPACE on one member")
+
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = cl.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: memberID(t, victim), Alarm: pb.AlarmType_NOSPACE})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "AlarmActive False once disarmed", time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		return meta.IsStatusConditionFalse(c.Status.Conditions, quorumv1alpha1.ConditionAlarmActive) && len(c.Status.Alarms) == 0, conditionSummary(c)
+	})
+	w.check(t)
+}
+
+// testForeignClientCertificate (issue 11 c): the operator's client
+// certificate Secret replaced by one from another CA, with
+// ForceNewCluster: members refuse the operator, which says so
+// (EtcdUnreachable) and removes nothing; restoring the Secret heals it.
+func testForeignClientCertificate(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "etcd-foreign-cert")
+	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossForceNewCluster
+	})
+	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	w := startWriter(t, ns, "main")
+	volumes := pvcUIDs(t, ns, "main")
+
+	ctx := context.Background()
+	secrets := kube.CoreV1().Secrets(ns)
+	orig, err := secrets.Get(ctx, resources.ClientSecretName("main"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.NewCA("another-ca", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: clientUsages, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := orig.DeepCopy()
+	foreign.Data = map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.CertPEM}
+	if _, err := secrets.Update(ctx, foreign, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	replaced := time.Now()
+	eventually(t, "EtcdUnreachable=True (ClientCredentialsRejected)", 2*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		cond := meta.FindStatusCondition(c.Status.Conditions, quorumv1alpha1.ConditionEtcdUnreachable)
+		return cond != nil && cond.Status == metav1.ConditionTrue && cond.Reason == "ClientCredentialsRejected", conditionSummary(c)
+	})
+	t.Logf("EtcdUnreachable %s after the Secret was replaced", time.Since(replaced).Round(100*time.Millisecond))
+
+	// Past unhealthyAfter (20 s) several times over: nothing may go, the
+	// status may not call members unhealthy or quorum lost.
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		c := getCluster(t, ns, "main")
+		if c.Status.ClusterID != before.Status.ClusterID || ids(c) != ids(before) || c.Status.PendingChange != nil {
+			t.Fatalf("the operator's own trouble changed the cluster: members %s then %s, pending %+v", ids(before), ids(c), c.Status.PendingChange)
+		}
+		if meta.IsStatusConditionTrue(c.Status.Conditions, quorumv1alpha1.ConditionQuorumLost) {
+			t.Fatalf("QuorumLost=True for the operator's own certificate: %s", conditionSummary(c))
+		}
+		for _, m := range c.Status.Members {
+			if !m.Healthy {
+				t.Fatalf("member %s reported unhealthy while the operator could not see it: %s", m.Name, conditionSummary(c))
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+
+	fixed, err := secrets.Get(ctx, resources.ClientSecretName("main"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed.Data = orig.Data
+	if _, err := secrets.Update(ctx, fixed, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "EtcdUnreachable=False once the Secret is fixed", 2*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		return meta.IsStatusConditionFalse(c.Status.Conditions, quorumv1alpha1.ConditionEtcdUnreachable) &&
+			meta.IsStatusConditionTrue(c.Status.Conditions, quorumv1alpha1.ConditionAvailable), conditionSummary(c)
+	})
+	after := waitHealthy(t, ns, "main", 3, time.Minute)
+	if ids(after) != ids(before) {
+		t.Fatalf("members changed: %s, then %s", ids(before), ids(after))
+	}
+	for name, uid := range pvcUIDs(t, ns, "main") {
+		if volumes[name] != uid {
+			t.Fatalf("volume %s was replaced", name)
+		}
+	}
+	w.check(t)
+}
+
+var clientUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+
+// testLearnerThatCannotStart (issue 11 e): a scale-up whose new member can
+// never be scheduled is undone after startTimeout, and a voter deleted
+// meanwhile (pod and volume) is still replaced.
+func testLearnerThatCannotStart(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "etcd-stuck")
+	ctx := context.Background()
+	// Members may only run on nodes carrying this namespace's label; the
+	// label on zone-a's node goes before the scale-up, so the learner the
+	// scale-up places there stays Pending.
+	label := "e2e.quorum.dev/" + ns
+	setLabel := func(node string, on bool) {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, label)
+		if on {
+			patch = fmt.Sprintf(`{"metadata":{"labels":{%q:"ok"}}}`, label)
+		}
+		if _, err := kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range cluster.Nodes {
+		setLabel(n.Name, true)
+		t.Cleanup(func() { setLabel(n.Name, false) })
+	}
+	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.PodTemplate.NodeSelector = map[string]string{label: "ok"}
+		c.Spec.FailurePolicy.StartTimeout = &metav1.Duration{Duration: 30 * time.Second}
+	})
+	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	w := startWriter(t, ns, "main")
+	setLabel("node-a", false)
+
+	scale(t, ns, "main", 5)
+	var learner string
+	eventually(t, "a learner added in zone-a", 2*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		if p := c.Status.PendingChange; p != nil && p.Type == quorumv1alpha1.ChangeAddMember {
+			learner = p.Member
+			return p.Zone == "zone-a", fmt.Sprintf("pending %s in %s", p.Member, p.Zone)
+		}
+		return false, conditionSummary(c)
+	})
+	added := time.Now()
+
+	// Meanwhile the zone-c voter loses its pod and volume.
+	var victim quorumv1alpha1.MemberStatus
+	for _, m := range before.Status.Members {
+		if m.Zone == "zone-c" {
+			victim = m
+		}
+	}
+	_ = kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, resources.PVCName(victim.Name), metav1.DeleteOptions{})
+	if err := kube.CoreV1().Pods(ns).Delete(ctx, victim.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	eventually(t, "the stuck learner removed after startTimeout", 3*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		for _, m := range c.Status.Members {
+			if m.Name == learner {
+				return false, fmt.Sprintf("%s still a %s; %s", learner, m.Role, conditionSummary(c))
+			}
+		}
+		return true, ""
+	})
+	t.Logf("learner %s removed %s after it was added (startTimeout 30s)", learner, time.Since(added).Round(100*time.Millisecond))
+
+	eventually(t, "the deleted zone-c voter replaced", 4*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		voters, healthy, inC := 0, 0, false
+		for _, m := range c.Status.Members {
+			if m.Name == victim.Name {
+				return false, fmt.Sprintf("%s still a member; %s", victim.Name, conditionSummary(c))
+			}
+			if m.Role != quorumv1alpha1.RoleLearner {
+				voters++
+				if m.Healthy {
+					healthy++
+				}
+				inC = inC || m.Zone == "zone-c"
+			}
+		}
+		return voters >= 3 && healthy == voters && inC, fmt.Sprintf("%d voters, %d healthy, zone-c %v; %s", voters, healthy, inC, conditionSummary(c))
+	})
+	// The scale-up cannot finish while zone-a takes no member: back to 3.
+	scale(t, ns, "main", 3)
+	setLabel("node-a", true)
+	waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	w.check(t)
+}
