@@ -147,8 +147,14 @@ func TestRemediationLimits(t *testing.T) {
 			s.cp.Status.LastRemediation = &quorumv1alpha1.RemediationStatus{Replica: "old", Time: metav1.NewTime(cpNow.Add(-ago)), RetryCount: retries}
 		}
 	}
-	etcdDown := func(s *scope) { s.etcd = etcdState{reason: "EtcdClusterUnavailable", message: "EtcdCluster main is not available"} }
-	young := func(r *replicaState) { r.Created = cpNow.Add(-time.Minute); r.UnreadySince = r.Created; r.Ready = false }
+	etcdDown := func(s *scope) {
+		s.etcd = etcdState{reason: "EtcdClusterUnavailable", message: "EtcdCluster main is not available"}
+	}
+	young := func(r *replicaState) {
+		r.Created = cpNow.Add(-time.Minute)
+		r.UnreadySince = r.Created
+		r.Ready = false
+	}
 	for _, tc := range []struct {
 		name   string
 		s      *scope

@@ -5,13 +5,12 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
-
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 )
 
 // execute carries out the action: a replica pod created or deleted.

@@ -366,9 +366,9 @@ func decideRecovery(s *scope, h health) (action, bool) {
 
 // decidePending finishes (or undoes) the recorded change before anything
 // else.
-func decidePending(s *scope, h health) (action, bool) {
+func decidePending(s *scope, _ health) (action, bool) {
 	if p := s.cluster.Status.PendingChange; p != nil {
-		return continuePending(s, h, p), true
+		return continuePending(s, p), true
 	}
 	return action{}, false
 }
@@ -577,14 +577,14 @@ func quorumLossRecovery(s *scope, h health) (action, bool) {
 
 // continuePending finishes the recorded change, step by step, or undoes
 // it when it cannot finish.
-func continuePending(s *scope, h health, p *quorumv1alpha1.MembershipChange) action {
+func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
 	switch p.Type {
 	case quorumv1alpha1.ChangeAddMember:
 		return continueAdd(s, p)
 	case quorumv1alpha1.ChangeRemoveMember:
 		return continueRemove(s, p)
 	case quorumv1alpha1.ChangeRestartMember:
-		return continueRestart(s, h, p)
+		return continueRestart(s, p)
 	case quorumv1alpha1.ChangeForceNewCluster:
 		return action{kind: actForceNewCluster, member: p.Member, zone: p.Zone, reason: p.Reason}
 	case quorumv1alpha1.ChangeRestoreFromBackup:
@@ -665,7 +665,7 @@ func continueRemove(s *scope, p *quorumv1alpha1.MembershipChange) action {
 // it to be healthy; one not healthy within startTimeout is rolled back to
 // the version it ran (an upgrade that failed), or left to the failure
 // policy.
-func continueRestart(s *scope, h health, p *quorumv1alpha1.MembershipChange) action {
+func continueRestart(s *scope, p *quorumv1alpha1.MembershipChange) action {
 	m := s.members[p.Member]
 	version := p.Version
 	if version == "" {

@@ -165,7 +165,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		set(quorumv1alpha1.ConditionDegraded, metav1.ConditionFalse, "AllMembersHealthy", fmt.Sprintf("all %d voters are healthy", h.voters))
 	}
 
-	alarmStatus(c, s, &st, set)
+	alarmStatus(s, &st, set)
 
 	switch {
 	case st.PendingChange != nil:
@@ -192,7 +192,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 // about the data, not about a member's health: it never fails a member or
 // counts toward a loss of quorum. Alarms not read this pass keep their last
 // report.
-func alarmStatus(c *quorumv1alpha1.EtcdCluster, s *scope, st *quorumv1alpha1.EtcdClusterStatus, set func(string, metav1.ConditionStatus, string, string)) {
+func alarmStatus(s *scope, st *quorumv1alpha1.EtcdClusterStatus, set func(string, metav1.ConditionStatus, string, string)) {
 	if !s.alarmsKnown {
 		if meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionAlarmActive) == nil {
 			set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionUnknown, "AlarmsUnread", "the alarms could not be read through the leader")

@@ -6,11 +6,11 @@ package etcd
 
 import (
 	"context"
-	"net"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 

@@ -12,10 +12,10 @@ import (
 type Failure string
 
 const (
-	// NoAnswer: the call failed at the network level (refused, timed out,
+	// NoAnswer means the call failed at the network level (refused, timed out,
 	// unreachable): the member may be down, or the path to it broken.
 	NoAnswer Failure = "NoAnswer"
-	// Rejected: the member (or the TLS handshake with it) refused the
+	// Rejected means the member (or the TLS handshake with it) refused the
 	// caller's credentials, or the caller does not trust the member's
 	// certificate. That is evidence about the caller's credentials, never
 	// that the member is down.

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -30,6 +31,7 @@ var (
 	once    sync.Once
 	env     *envtest.Environment
 	kclient client.Client
+	config  *rest.Config
 	err     error
 )
 
@@ -57,6 +59,7 @@ func Start(t *testing.T) client.Client {
 			env = nil
 			return
 		}
+		config = cfg
 		kclient, err = client.New(cfg, client.Options{Scheme: Scheme})
 	})
 	if err != nil {
@@ -64,6 +67,10 @@ func Start(t *testing.T) client.Client {
 	}
 	return kclient
 }
+
+// Config is the API server's client configuration, once Start ran: a
+// test can use the same real API server as a hosted control plane's.
+func Config() *rest.Config { return config }
 
 // Stop stops the API server if Start started it.
 func Stop() {

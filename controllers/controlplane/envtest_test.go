@@ -1,0 +1,360 @@
+package controlplane
+
+// These tests run the ControlPlane reconciler against a real kube-apiserver
+// and etcd (envtest). No kubelet runs here, so the test plays the kubelet
+// (pods Running, apiserver containers ready); the same real API server
+// stands in for the hosted API whose leases name the leaders.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/pki"
+	"quorum.dev/quorum/internal/reconciler"
+	"quorum.dev/quorum/internal/resources"
+	"quorum.dev/quorum/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Stop()
+	os.Exit(code)
+}
+
+// etcdCluster makes an EtcdCluster "etcd" with its CA, as its controller
+// would, and sets whether it is Available.
+func etcdCluster(t *testing.T, c client.Client, ns string, available bool) {
+	t.Helper()
+	ctx := context.Background()
+	ec := &quorumv1alpha1.EtcdCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "etcd"},
+		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
+	}
+	if err := c.Create(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := pki.NewCASecret(metav1.ObjectMeta{Namespace: ns, Name: resources.CASecretName("etcd")}, "etcd-ca", pki.DefaultCAValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	setEtcdAvailable(t, c, ns, available)
+}
+
+func setEtcdAvailable(t *testing.T, c client.Client, ns string, available bool) {
+	t.Helper()
+	ctx := context.Background()
+	ec := &quorumv1alpha1.EtcdCluster{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "etcd"}, ec); err != nil {
+		t.Fatal(err)
+	}
+	status := metav1.ConditionFalse
+	if available {
+		status = metav1.ConditionTrue
+	}
+	ec.Status.Replicas, ec.Status.ReadyReplicas = 3, 3
+	meta.SetStatusCondition(&ec.Status.Conditions, metav1.Condition{Type: quorumv1alpha1.ConditionAvailable, Status: status, Reason: "Test", Message: "set by the test"})
+	if err := c.Status().Update(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newControlPlane(t *testing.T, c client.Client, ns, name string) {
+	t.Helper()
+	cp := &quorumv1alpha1.ControlPlane{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: quorumv1alpha1.ControlPlaneSpec{
+			Replicas: ptr.To[int32](3), Version: "v1.36.3",
+			Zones:    quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"},
+			Endpoint: quorumv1alpha1.ControlPlaneEndpoint{ServiceType: "ClusterIP"},
+			Etcd:     quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}},
+		},
+	}
+	if err := c.Create(context.Background(), cp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kubelet plays the kubelet for the replicas of cp: scheduled on their
+// zone's node, Running, the apiserver container ready or not.
+func kubelet(t *testing.T, c client.Client, ns, cp string, ready bool, since time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(resources.ControlPlaneLabels(cp))); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		state := corev1.ConditionFalse
+		if ready {
+			state = corev1.ConditionTrue
+		}
+		if p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].Ready == ready {
+			continue
+		}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.PodIP = fmt.Sprintf("10.2.0.%d", i+2)
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kube-apiserver", Ready: ready}}
+		p.Status.Conditions = []corev1.PodCondition{
+			{Type: corev1.ContainersReady, Status: state, LastTransitionTime: metav1.NewTime(since)},
+			{Type: corev1.PodReady, Status: state, LastTransitionTime: metav1.NewTime(since)},
+		}
+		if err := c.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func newReconciler(c client.Client) *Reconciler {
+	return &Reconciler{
+		Base: reconciler.Base{Client: c},
+		Hosted: func(context.Context, *quorumv1alpha1.ControlPlane, []byte) (kubernetes.Interface, error) {
+			return kubernetes.NewForConfig(testenv.Config())
+		},
+	}
+}
+
+// converge reconciles cp, playing the kubelet, until its replicas are all
+// ready and nothing progresses.
+func converge(t *testing.T, r *Reconciler, c client.Client, ns, name string) *quorumv1alpha1.ControlPlane {
+	t.Helper()
+	ctx := context.Background()
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}
+	cp := &quorumv1alpha1.ControlPlane{}
+	for i := 0; i < 30; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		kubelet(t, c, ns, name, true, time.Now())
+		if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp.Status.ReadyReplicas == 3 && meta.IsStatusConditionFalse(cp.Status.Conditions, quorumv1alpha1.ConditionProgressing) {
+			return cp
+		}
+	}
+	t.Fatalf("no convergence: %+v", cp.Status)
+	return nil
+}
+
+func replicaPods(t *testing.T, c client.Client, ns, cp string) []corev1.Pod {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := c.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels(resources.ControlPlaneLabels(cp))); err != nil {
+		t.Fatal(err)
+	}
+	return pods.Items
+}
+
+// TestControlPlaneObjects builds a control plane on an EtcdCluster and
+// checks what the operator makes and reports; then a reconcile of a
+// healthy control plane writes nothing.
+func TestControlPlaneObjects(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	counter := &testenv.WriteCounter{Client: c}
+	r := newReconciler(counter)
+	r.Recorder = counter
+	cp := converge(t, r, c, ns, "tenant")
+
+	for _, key := range []client.ObjectKey{
+		{Namespace: ns, Name: resources.EndpointServiceName("tenant")},
+	} {
+		if err := c.Get(ctx, key, &corev1.Service{}); err != nil {
+			t.Errorf("Service %s: %v", key.Name, err)
+		}
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.KubeconfigSecretName("tenant", resources.KubeconfigAdmin)}, &corev1.Secret{}); err != nil {
+		t.Errorf("admin kubeconfig: %v", err)
+	}
+	zones := map[string]int{}
+	for _, p := range replicaPods(t, c, ns, "tenant") {
+		zones[p.Labels[resources.LabelZone]]++
+	}
+	if zones["zone-a"] != 1 || zones["zone-b"] != 1 || zones["zone-c"] != 1 {
+		t.Errorf("replicas per zone: %v", zones)
+	}
+	for cond, want := range map[string]metav1.ConditionStatus{
+		quorumv1alpha1.ConditionAvailable:     metav1.ConditionTrue,
+		quorumv1alpha1.ConditionEtcdAvailable: metav1.ConditionTrue,
+		quorumv1alpha1.ConditionDegraded:      metav1.ConditionFalse,
+	} {
+		if got := meta.FindStatusCondition(cp.Status.Conditions, cond); got == nil || got.Status != want {
+			t.Errorf("%s = %+v, want %s", cond, got, want)
+		}
+	}
+
+	// The leader leases in the (hosted) API name a replica.
+	leader := replicaPods(t, c, ns, "tenant")[1].Name
+	cs, err := kubernetes.NewForConfig(testenv.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(leader + "_0b3c"), LeaseDurationSeconds: ptr.To[int32](15), RenewTime: ptr.To(metav1.NewMicroTime(time.Now()))}}
+		_ = cs.CoordinationV1().Leases("kube-system").Delete(ctx, name, metav1.DeleteOptions{})
+		if _, err := cs.CoordinationV1().Leases("kube-system").Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Status.Leaders.ControllerManager != leader || cp.Status.Leaders.Scheduler != leader {
+		t.Errorf("leaders %+v, want %s", cp.Status.Leaders, leader)
+	}
+
+	if len(counter.Take()) == 0 {
+		t.Fatal("the counter saw no write while the control plane was built: it counts nothing")
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if writes := counter.Take(); len(writes) != 0 {
+		t.Fatalf("reconciles of a healthy control plane wrote: %v", writes)
+	}
+}
+
+// TestControlPlaneEtcdClusterInUse: a second ControlPlane naming an
+// EtcdCluster another one holds is refused with a condition and starts
+// nothing.
+func TestControlPlaneEtcdClusterInUse(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-twice")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "first")
+	r := newReconciler(c)
+	converge(t, r, c, ns, "first")
+	newControlPlane(t, c, ns, "second")
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "second"}}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp := &quorumv1alpha1.ControlPlane{}
+	if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionEtcdAvailable); got == nil || got.Status != metav1.ConditionFalse || got.Reason != "EtcdClusterInUse" {
+		t.Fatalf("EtcdAvailable of the second = %+v, want False EtcdClusterInUse", got)
+	}
+	if pods := replicaPods(t, c, ns, "second"); len(pods) != 0 {
+		t.Fatalf("the refused control plane started %d replicas", len(pods))
+	}
+	// The first keeps its etcd.
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "first"}}); err != nil {
+		t.Fatal(err)
+	}
+	first := &quorumv1alpha1.ControlPlane{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "first"}, first); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(first.Status.Conditions, quorumv1alpha1.ConditionEtcdAvailable) {
+		t.Fatalf("the first control plane lost its etcd: %+v", first.Status.Conditions)
+	}
+}
+
+// TestControlPlaneNoRemediationWhileEtcdIsDown: every apiserver unready
+// because etcd is down is not a reason to replace any; once etcd is back,
+// replicas are replaced one at a time.
+func TestControlPlaneNoRemediationWhileEtcdIsDown(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-etcd-down")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	r := newReconciler(c)
+	converge(t, r, c, ns, "tenant")
+
+	// Ten minutes later (past startTimeout and unhealthyAfter), etcd is
+	// down and no apiserver has been ready for five minutes.
+	later := time.Now().Add(10 * time.Minute)
+	r.Now = func() time.Time { return later }
+	setEtcdAvailable(t, c, ns, false)
+	kubelet(t, c, ns, "tenant", false, later.Add(-5*time.Minute))
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+	for i := 0; i < 5; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range replicaPods(t, c, ns, "tenant") {
+		if p.DeletionTimestamp != nil {
+			t.Fatalf("replica %s deleted while etcd was down", p.Name)
+		}
+	}
+	if n := len(replicaPods(t, c, ns, "tenant")); n != 3 {
+		t.Fatalf("%d replicas while etcd was down, want the 3 there were", n)
+	}
+	cp := &quorumv1alpha1.ControlPlane{}
+	if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionProgressing); got == nil || got.Reason != reasonWaitEtcd {
+		t.Fatalf("Progressing = %+v, want reason %s", got, reasonWaitEtcd)
+	}
+
+	// etcd back, the apiservers still unready: one replica is replaced, and
+	// no second before the first one's replacement.
+	setEtcdAvailable(t, c, ns, true)
+	original := map[string]bool{}
+	for _, p := range replicaPods(t, c, ns, "tenant") {
+		original[p.Name] = true
+	}
+	deleted := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		// A pod bound to no node goes at once; one still terminating counts.
+		live := map[string]bool{}
+		for _, p := range replicaPods(t, c, ns, "tenant") {
+			live[p.Name] = p.DeletionTimestamp == nil
+		}
+		for name := range original {
+			if !live[name] {
+				deleted[name] = true
+			}
+		}
+	}
+	if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 || cp.Status.LastRemediation == nil || !deleted[cp.Status.LastRemediation.Replica] {
+		t.Fatalf("replicas deleted %v, last remediation %+v: want exactly one, recorded", deleted, cp.Status.LastRemediation)
+	}
+}
