@@ -101,6 +101,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	persisted := cp.Status.DeepCopy()
 	s := &scope{cp: cp, now: r.Clock(), stacked: cp.Spec.Etcd.Stacked != nil}
 
+	if reconciler.Paused(cp) {
+		// Nothing is applied, created or deleted: the replicas are only
+		// observed, for the status.
+		s.paused = true
+		if err := r.observeReplicas(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		s.leaders = cp.Status.Leaders
+		return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, cp, persisted, s, action{kind: actWait, reason: reconciler.ReasonPaused,
+			message: reconciler.AnnotationPaused + ` is "true": no replica is created, replaced, rolled or removed`})
+	}
+
 	svc, err := r.ensureEndpoint(ctx, cp)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -358,3 +358,44 @@ func TestControlPlaneNoRemediationWhileEtcdIsDown(t *testing.T) {
 		t.Fatalf("replicas deleted %v, last remediation %+v: want exactly one, recorded", deleted, cp.Status.LastRemediation)
 	}
 }
+
+// TestControlPlanePaused: a paused control plane replaces nothing, even a
+// replica on a lost node, and says so; unpaused, it repairs.
+func TestControlPlanePaused(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-paused")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	r := newReconciler(c)
+	cp := converge(t, r, c, ns, "tenant")
+	cp.Annotations = map[string]string{reconciler.AnnotationPaused: "true"}
+	if err := c.Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	victim := replicaPods(t, c, ns, "tenant")[0]
+	if err := c.Delete(ctx, &victim, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(replicaPods(t, c, ns, "tenant")); n != 2 {
+		t.Fatalf("a paused control plane has %d replicas, want the 2 left", n)
+	}
+	if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionProgressing); got == nil || got.Reason != reconciler.ReasonPaused || cp.Status.Replicas != 2 {
+		t.Fatalf("Progressing = %+v, replicas %d: want reason Paused and 2 replicas observed", got, cp.Status.Replicas)
+	}
+	delete(cp.Annotations, reconciler.AnnotationPaused)
+	if err := c.Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, r, c, ns, "tenant")
+}

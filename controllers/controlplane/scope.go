@@ -51,6 +51,9 @@ type scope struct {
 	cp      *quorumv1alpha1.ControlPlane
 	now     time.Time
 	stacked bool
+	// paused is true when the control plane carries quorum.dev/paused:
+	// only its replicas were observed.
+	paused bool
 
 	replicas   []*replicaState // sorted by name
 	readyZones map[string]bool

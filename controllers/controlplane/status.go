@@ -70,7 +70,13 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		reconciler.SetCondition(&st.Conditions, cp.Generation, t, status, reason, msg)
 	}
 
-	set(quorumv1alpha1.ConditionEtcdAvailable, s.etcd.available, s.etcd.reason, s.etcd.message)
+	if s.paused {
+		// Neither etcd nor the template was looked at: what was last
+		// observed of them stands.
+		st.UpdatedReplicas = cp.Status.UpdatedReplicas
+	} else {
+		set(quorumv1alpha1.ConditionEtcdAvailable, s.etcd.available, s.etcd.reason, s.etcd.message)
+	}
 
 	if st.ReadyReplicas > 0 {
 		set(quorumv1alpha1.ConditionAvailable, true, "ReplicasReady", fmt.Sprintf("%d of %d apiservers ready behind %s", st.ReadyReplicas, desired, st.Endpoint))
@@ -96,6 +102,8 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 	}
 
 	switch {
+	case s.paused:
+		set(quorumv1alpha1.ConditionProgressing, false, reconciler.ReasonPaused, a.message)
 	case s.versionRefused != "":
 		set(quorumv1alpha1.ConditionProgressing, false, "UpgradeRefused", s.versionRefused)
 	case a.kind == actCreate || a.kind == actDelete:

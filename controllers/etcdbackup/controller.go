@@ -73,6 +73,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, now time.Time) (ctrl.Result, error) {
+	if reconciler.Paused(b) {
+		// No run starts and no pod is collected or deleted; a run already
+		// going finishes on its own and is collected once unpaused.
+		reconciler.SetCondition(&st.Conditions, b.Generation, quorumv1alpha1.ConditionReady, false, reconciler.ReasonPaused,
+			reconciler.AnnotationPaused+` is "true": no snapshot is taken`)
+		st.NextScheduleTime = nil
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
 	// Finished runs first: their result is the news.
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(b.Namespace), client.MatchingLabels{labelBackup: b.Name}); err != nil {

@@ -263,3 +263,44 @@ func TestEtcdBackupRefusals(t *testing.T) {
 		t.Fatalf("the second backup did not start once the first finished (%d pods)", n)
 	}
 }
+
+// TestEtcdBackupPaused: a paused backup starts no run and says so;
+// unpaused, it runs.
+func TestEtcdBackupPaused(t *testing.T) {
+	c := testenv.Start(t)
+	ns := testenv.Namespace(t, c, "backup-paused")
+	ctx := context.Background()
+	available(t, c, ns)
+	b := volumeBackup(ns, "once", "main")
+	b.Annotations = map[string]string{reconciler.AnnotationPaused: "true"}
+	if err := c.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	l := &logs{by: map[string]string{}}
+	r := &Reconciler{Base: reconciler.Base{Client: c}, Image: "quorum-manager:test", PodLogs: l.get}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "once"}}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(backupPods(t, c, ns, "once")); n != 0 {
+		t.Fatalf("a paused backup started %d pods", n)
+	}
+	if err := c.Get(ctx, req.NamespacedName, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.FindStatusCondition(b.Status.Conditions, quorumv1alpha1.ConditionReady); got == nil || got.Reason != reconciler.ReasonPaused {
+		t.Fatalf("Ready = %+v, want reason Paused", got)
+	}
+	delete(b.Annotations, reconciler.AnnotationPaused)
+	if err := c.Update(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(backupPods(t, c, ns, "once")); n != 1 {
+		t.Fatalf("unpaused, %d pods, want 1", n)
+	}
+}

@@ -67,9 +67,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	persisted := c.Status.DeepCopy()
 
+	paused := reconciler.Paused(c)
 	// A cluster built from a snapshot makes nothing until the snapshot
-	// verified.
-	if !restoreWanted(c) || restoreVerified(c) {
+	// verified; a paused one makes nothing at all.
+	if !paused && (!restoreWanted(c) || restoreVerified(c)) {
 		if err := r.ensureBase(ctx, c); err != nil {
 			var bad *badInputError
 			if errors.As(err, &bad) {
@@ -88,6 +89,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	a := decide(s)
+	if paused {
+		a = pausedAction(a)
+	}
 	if a.kind != actNone && a.kind != actWait {
 		logf.FromContext(ctx).Info("acting", "action", a.kind, "member", a.member, "zone", a.zone, "reason", a.reason, "detail", a.message)
 	}
@@ -102,6 +106,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: healthInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: stepInterval}, nil
+}
+
+// pausedAction is what a paused cluster does instead of a: nothing, and
+// the condition says what would have been done.
+func pausedAction(a action) action {
+	next := "nothing is due"
+	if a.kind != actNone && a.kind != actWait {
+		next = "next: " + a.message
+		if a.message == "" {
+			next = "next: " + string(a.kind) + " " + a.member
+		}
+	} else if a.kind == actWait {
+		next = "waiting: " + a.message
+	}
+	return action{kind: actWait, reason: reconciler.ReasonPaused, message: reconciler.AnnotationPaused + ` is "true": nothing is changed (` + next + ")"}
 }
 
 // execute carries out one action. Membership changes are recorded in

@@ -416,3 +416,81 @@ func TestEtcdClusterDriftCorrected(t *testing.T) {
 		t.Errorf("a reconcile of the corrected cluster wrote: %v", writes)
 	}
 }
+
+// TestEtcdClusterPaused: with quorum.dev/paused a failed member is reported
+// and not replaced, nothing is written but the status; unpaused, the
+// repair goes on.
+func TestEtcdClusterPaused(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "etcd-paused")
+	ctx := context.Background()
+	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
+		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := etcdtest.New()
+	counter := &testenv.WriteCounter{Client: c}
+	r := newReconciler(counter, f)
+	r.Recorder = counter
+	ec := converge(t, r, c, ns, f, 3)
+
+	ec.Annotations = map[string]string{reconciler.AnnotationPaused: "true"}
+	if err := c.Update(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	victim := ec.Status.Members[1].Name
+	f.Stop(victim)
+	// The volume goes, as the controller-manager's pvc-protection
+	// controller would let it once no pod uses it.
+	pvc := &corev1.PersistentVolumeClaim{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.PVCName(victim)}, pvc); err != nil {
+		t.Fatal(err)
+	}
+	pvc.Finalizers = nil
+	if err := c.Update(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Delete(ctx, pvc)
+	if err := c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: victim}}, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	calls := len(f.Calls())
+	counter.Take()
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	for i := 0; i < 5; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.Calls()[calls:]; len(got) != 0 {
+		t.Fatalf("a paused cluster called etcd: %v", got)
+	}
+	for _, w := range counter.Take() {
+		if !strings.Contains(strings.SplitN(w, " ", 2)[0], "status") {
+			t.Fatalf("a paused cluster wrote %s", w)
+		}
+	}
+	if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.FindStatusCondition(ec.Status.Conditions, quorumv1alpha1.ConditionProgressing); got == nil || got.Reason != reconciler.ReasonPaused || !strings.Contains(got.Message, victim) {
+		t.Fatalf("Progressing = %+v, want reason Paused naming the repair it holds back", got)
+	}
+	if !meta.IsStatusConditionTrue(ec.Status.Conditions, quorumv1alpha1.ConditionDegraded) {
+		t.Fatalf("a paused cluster does not report its failed member: %+v", ec.Status.Conditions)
+	}
+
+	delete(ec.Annotations, reconciler.AnnotationPaused)
+	if err := c.Update(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	ec = converge(t, r, c, ns, f, 3)
+	for _, m := range ec.Status.Members {
+		if m.Name == victim {
+			t.Fatalf("unpaused, %s was not replaced: %+v", victim, ec.Status.Members)
+		}
+	}
+}

@@ -134,8 +134,11 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 	case h.quorum == quorumCountedLost || h.quorum == quorumSuspect:
 		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "QuorumLost", "quorum is lost or suspected lost")
 	case h.voters > 1 && h.healthyVoters == etcd.Quorum(h.voters):
-		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "OneFailureFromQuorumLoss",
-			fmt.Sprintf("%d of %d voters are healthy: one more failure loses quorum (unhealthy: %s)", h.healthyVoters, h.voters, strings.Join(h.unhealthy, ", ")))
+		msg := fmt.Sprintf("%d of %d voters are healthy: one more failure loses quorum", h.healthyVoters, h.voters)
+		if len(h.unhealthy) > 0 {
+			msg += " (unhealthy: " + strings.Join(h.unhealthy, ", ") + ")"
+		}
+		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "OneFailureFromQuorumLoss", msg)
 	case h.voters == 1:
 		set(quorumv1alpha1.ConditionQuorumAtRisk, metav1.ConditionTrue, "SingleMember", "a 1-member cluster tolerates no failure")
 	default:
@@ -168,6 +171,12 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 	alarmStatus(s, &st, set)
 
 	switch {
+	case a.reason == reconciler.ReasonPaused:
+		msg := a.message
+		if p := st.PendingChange; p != nil {
+			msg += "; in flight: " + pendingMessage(p)
+		}
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, reconciler.ReasonPaused, msg)
 	case st.PendingChange != nil:
 		p := st.PendingChange
 		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionTrue, p.Reason, pendingMessage(p))

@@ -113,3 +113,15 @@ func BoolGauge(b bool) float64 {
 	}
 	return 0
 }
+
+// AnnotationPaused on any of Quorum's kinds stops every change the
+// operator would make to it; its status is still observed and written.
+const AnnotationPaused = "quorum.dev/paused"
+
+// ReasonPaused is the condition reason while an object is paused.
+const ReasonPaused = "Paused"
+
+// Paused says whether obj carries quorum.dev/paused: "true".
+func Paused(obj metav1.Object) bool {
+	return obj.GetAnnotations()[AnnotationPaused] == "true"
+}

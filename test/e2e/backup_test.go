@@ -71,7 +71,7 @@ func s3Server(t *testing.T, ns, bucket string) *minio.Client {
 		}
 	}
 	var ip string
-	eventually(t, "the S3 server ready", 3*time.Minute, func() (bool, string) {
+	eventually(t, "the S3 server ready", 6*time.Minute, func() (bool, string) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=s3"})
 		if err != nil || len(pods.Items) == 0 {
 			return false, "no pod"
