@@ -105,3 +105,13 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.all(z, size(z) == 0 || z.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))",message="zones must be label values, such as zone-a or eu-west-1a"
 // +kubebuilder:validation:XValidation:rule="self.all(z, self.exists_one(y, y == z))",message="zones must be unique: a zone listed twice would get twice the members"
 type Zones []string
+
+// CertificateStatus is a certificate the operator issued and when it
+// expires.
+type CertificateStatus struct {
+	// name of the certificate: ca, client, a member's name, or for a
+	// control plane the key of its PKI Secret or kubeconfig.
+	Name string `json:"name"`
+	// notAfter is when it expires.
+	NotAfter metav1.Time `json:"notAfter"`
+}

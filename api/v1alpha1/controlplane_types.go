@@ -285,6 +285,12 @@ type ControlPlaneStatus struct {
 	// leaders names the replicas holding the leader leases.
 	// +optional
 	Leaders ControlPlaneLeaders `json:"leaders,omitempty"`
+	// certificates the operator issued for this control plane (CAs,
+	// leaves, kubeconfig clients), with when each expires.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
 	// lastRemediation is the last failed replica replaced.
 	// +optional
 	LastRemediation *RemediationStatus `json:"lastRemediation,omitempty"`

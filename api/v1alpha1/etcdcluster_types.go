@@ -119,6 +119,7 @@ type EtcdStorage struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.auto) ? self.auto : true) == (has(oldSelf.auto) ? oldSelf.auto : true)",message="tls.auto is immutable: switching certificate source would cut members off from each other"
 // +kubebuilder:validation:XValidation:rule="!has(self.auto) || self.auto || (has(self.peerSecretRef) && has(self.serverSecretRef) && has(self.clientSecretRef))",message="tls: with auto false, peerSecretRef, serverSecretRef and clientSecretRef are all required"
 // +kubebuilder:validation:XValidation:rule="(has(self.auto) && !self.auto) || !(has(self.peerSecretRef) || has(self.serverSecretRef) || has(self.clientSecretRef))",message="tls: secret references are only read when auto is false"
+// +kubebuilder:validation:XValidation:rule="!has(self.certificateValidity) || !has(self.certificateRenewBefore) || duration(self.certificateRenewBefore) < duration(self.certificateValidity)",message="certificateRenewBefore must be shorter than certificateValidity"
 type EtcdTLS struct {
 	// auto makes the operator create a CA (in a Secret) and issue peer,
 	// server and client certificates from it.
@@ -140,6 +141,26 @@ type EtcdTLS struct {
 	// ca.crt) the operator uses as an etcd client, when auto is false.
 	// +optional
 	ClientSecretRef *LocalObjectReference `json:"clientSecretRef,omitempty"`
+
+	// certificateValidity is how long the member and client certificates
+	// the operator issues are valid.
+	// +kubebuilder:default="8760h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10m')",message="certificateValidity must be a duration of at least 10m, such as 8760h"
+	// +optional
+	CertificateValidity *metav1.Duration `json:"certificateValidity,omitempty"`
+
+	// certificateRenewBefore is how long before a certificate expires it is
+	// reissued: members are restarted onto theirs one at a time, only while
+	// every member is healthy, the leader last; the client certificate is
+	// replaced in place.
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="certificateRenewBefore must be a duration of at least 1m, such as 720h"
+	// +optional
+	CertificateRenewBefore *metav1.Duration `json:"certificateRenewBefore,omitempty"`
 }
 
 // EtcdBootstrap builds a new cluster from existing data.
@@ -226,6 +247,11 @@ const (
 	// ConditionAlarmActive is true while etcd reports an alarm (NOSPACE,
 	// CORRUPT); the alarm never makes a member unhealthy.
 	ConditionAlarmActive = "AlarmActive"
+	// ConditionCertificatesExpiring is true while a certificate the
+	// operator issued is inside its renewal window and not yet renewed
+	// (renewal waits for healthy members, or cannot outlive its CA); the
+	// message names them and why.
+	ConditionCertificatesExpiring = "CertificatesExpiring"
 	// ConditionEtcdUnreachable is true when the operator itself cannot talk
 	// to the members: its client certificate is invalid or refused, or its
 	// network does not reach members that their kubelets report serving.
@@ -286,6 +312,13 @@ type EtcdClusterStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []MemberStatus `json:"members,omitempty"`
+	// certificates the operator issued for this cluster, with when each
+	// expires: the CA, the client certificate, and each member's (the
+	// earlier of its peer and server certificates).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
 	// alarms etcd reports, by member.
 	// +optional
 	// +listType=atomic

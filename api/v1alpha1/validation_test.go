@@ -155,6 +155,12 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"cp maxRetries over 100", controlPlaneSample, set(int64(101), "spec", "failurePolicy", "maxRetries"), "spec.failurePolicy.maxRetries", "maxRetries must be between 0 and 100"},
 		{"cp negative retryPeriod", controlPlaneSample, set("-1s", "spec", "failurePolicy", "retryPeriod"), "spec.failurePolicy.retryPeriod", "retryPeriod must be a duration such as 30s"},
 		{"cp zero minHealthyPeriod", controlPlaneSample, set("0s", "spec", "failurePolicy", "minHealthyPeriod"), "spec.failurePolicy.minHealthyPeriod", "minHealthyPeriod must be a positive duration such as 1h"},
+		{"etcd certificateValidity under 10m", etcdClusterSample, set("5m", "spec", "tls", "certificateValidity"), "spec.tls.certificateValidity", "certificateValidity must be a duration of at least 10m"},
+		{"etcd certificateRenewBefore under 1m", etcdClusterSample, set("30s", "spec", "tls", "certificateRenewBefore"), "spec.tls.certificateRenewBefore", "certificateRenewBefore must be a duration of at least 1m"},
+		{"etcd certificateRenewBefore not shorter than certificateValidity", etcdClusterSample, func(u *unstructured.Unstructured) {
+			set("10m", "spec", "tls", "certificateValidity")(u)
+			set("10m", "spec", "tls", "certificateRenewBefore")(u)
+		}, "spec.tls", "certificateRenewBefore must be shorter than certificateValidity"},
 		{"etcd malformed unhealthyAfter", etcdClusterSample, set("one minute", "spec", "failurePolicy", "unhealthyAfter"), "spec.failurePolicy.unhealthyAfter", "unhealthyAfter must be a duration of at least 10s"},
 		{"etcd unknown quorumLossPolicy", etcdClusterSample, set("Pray", "spec", "quorumLossPolicy"), "spec.quorumLossPolicy", `supported values: "Wait", "RestoreFromBackup", "ForceNewCluster"`},
 		{"etcd bootstrap without a backup", etcdClusterSample, set(map[string]any{"restore": map[string]any{}}, "spec", "bootstrap"), "spec.bootstrap.restore.backupRef", "Required value"},

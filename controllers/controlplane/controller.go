@@ -128,7 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, cp, persisted, s, action{kind: actWait, reason: reasonWaitEtcd, message: s.etcd.message})
 	}
-	pkiHash, admin, err := r.ensurePKI(ctx, cp, svc, creds)
+	pkiHash, admin, err := r.ensurePKI(ctx, s, svc, creds)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

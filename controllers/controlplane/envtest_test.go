@@ -207,6 +207,19 @@ func TestControlPlaneObjects(t *testing.T) {
 		}
 	}
 
+	names := map[string]bool{}
+	for _, cs := range cp.Status.Certificates {
+		if !cs.NotAfter.After(time.Now().Add(300 * 24 * time.Hour)) {
+			t.Errorf("certificate %s expires %s: want about a year or more", cs.Name, cs.NotAfter)
+		}
+		names[cs.Name] = true
+	}
+	for _, want := range []string{"ca", "apiserver", "front-proxy-ca", "apiserver-etcd-client", "kubeconfig-admin", "kubeconfig-controller-manager"} {
+		if !names[want] {
+			t.Errorf("status.certificates lacks %s: %v", want, cp.Status.Certificates)
+		}
+	}
+
 	// The leader leases in the (hosted) API name a replica.
 	leader := replicaPods(t, c, ns, "tenant")[1].Name
 	cs, err := kubernetes.NewForConfig(testenv.Config())

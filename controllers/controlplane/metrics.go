@@ -15,6 +15,10 @@ var (
 		Name: "quorum_controlplane_available",
 		Help: "1 while at least one apiserver of the ControlPlane is ready.",
 	}, []string{"namespace", "controlplane"})
+	cpCertificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_controlplane_certificate_expiry_timestamp_seconds",
+		Help: "When each certificate of a ControlPlane's PKI and kubeconfigs expires, in seconds since the epoch.",
+	}, []string{"namespace", "controlplane", "certificate"})
 	cpReplacements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quorum_controlplane_replica_replacements_total",
 		Help: "Failed control-plane replicas deleted to be replaced.",
@@ -22,5 +26,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(cpReplicas, cpAvailable, cpReplacements)
+	metrics.Registry.MustRegister(cpReplicas, cpAvailable, cpReplacements, cpCertificateExpiry)
 }

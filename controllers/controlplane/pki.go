@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -44,7 +45,8 @@ func renewBefore(cp *quorumv1alpha1.ControlPlane) time.Duration {
 
 // ensurePKI keeps the PKI Secret and the kubeconfig Secrets current and
 // returns the hash replicas are built with and the admin kubeconfig.
-func (r *Reconciler) ensurePKI(ctx context.Context, cp *quorumv1alpha1.ControlPlane, svc *corev1.Service, creds *etcdCredentials) (string, []byte, error) {
+func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Service, creds *etcdCredentials) (string, []byte, error) {
+	cp := s.cp
 	in := pkiInput{cp: cp, etcd: *creds, now: r.Clock()}
 	for _, ip := range svc.Spec.ClusterIPs {
 		if parsed := net.ParseIP(ip); parsed != nil {
@@ -77,6 +79,15 @@ func (r *Reconciler) ensurePKI(ctx context.Context, cp *quorumv1alpha1.ControlPl
 	if err != nil {
 		return "", nil, err
 	}
+	s.certificates = nil
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		if !strings.HasSuffix(k, ".crt") {
+			continue
+		}
+		if cert, err := pki.ParseCertificate(data[k]); err == nil {
+			s.certificates = append(s.certificates, quorumv1alpha1.CertificateStatus{Name: strings.TrimSuffix(k, ".crt"), NotAfter: metav1.NewTime(cert.NotAfter)})
+		}
+	}
 	mounted := []map[string][]byte{data}
 	var admin []byte
 	for _, u := range kubeconfigUsers(cp) {
@@ -92,6 +103,13 @@ func (r *Reconciler) ensurePKI(ctx context.Context, cp *quorumv1alpha1.ControlPl
 		kubeconfig := map[string][]byte{resources.KubeconfigKey: cfg}
 		if err := r.ApplyOwned(ctx, cp, controlPlaneSecret(cp, name, kubeconfig)); err != nil {
 			return "", nil, err
+		}
+		if cfg, err := clientcmd.Load(cfg); err == nil {
+			if ctx := cfg.Contexts[cfg.CurrentContext]; ctx != nil && cfg.AuthInfos[ctx.AuthInfo] != nil {
+				if cert, err := pki.ParseCertificate(cfg.AuthInfos[ctx.AuthInfo].ClientCertificateData); err == nil {
+					s.certificates = append(s.certificates, quorumv1alpha1.CertificateStatus{Name: "kubeconfig-" + u.name, NotAfter: metav1.NewTime(cert.NotAfter)})
+				}
+			}
 		}
 		if u.name == resources.KubeconfigAdmin {
 			admin = cfg

@@ -70,6 +70,10 @@ type scope struct {
 	hash     string
 
 	leaders quorumv1alpha1.ControlPlaneLeaders
+
+	// certificates are the PKI's certificates with their expiry, when the
+	// PKI was looked at this pass.
+	certificates []quorumv1alpha1.CertificateStatus
 }
 
 // observeReplicas lists the replica pods and the nodes.

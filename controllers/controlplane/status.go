@@ -42,7 +42,14 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		Selector:            resources.ControlPlaneSelector(cp.Name),
 		Leaders:             s.leaders,
 		LastRemediation:     cp.Status.LastRemediation,
+		Certificates:        cp.Status.Certificates,
 		Conditions:          append([]metav1.Condition(nil), cp.Status.Conditions...),
+	}
+	if s.certificates != nil {
+		st.Certificates = s.certificates
+		for _, c := range s.certificates {
+			cpCertificateExpiry.WithLabelValues(cp.Namespace, cp.Name, c.Name).Set(float64(c.NotAfter.Unix()))
+		}
 	}
 	live := s.live()
 	failed := 0

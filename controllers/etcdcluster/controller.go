@@ -156,6 +156,8 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 		return r.deleteFailedPod(ctx, s, a)
 	case actAbandonAdd:
 		return r.abandonAdd(ctx, s, a)
+	case actRenewCert:
+		return r.renewMemberSecret(ctx, s, a)
 	case actCancelChange:
 		return r.cancelChange(s, a)
 	case actRollback:

@@ -1,6 +1,7 @@
 package etcdcluster
 
 import (
+	"crypto/x509"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,28 +24,29 @@ type actionKind string
 
 const (
 	actNone            actionKind = "None"
-	actBootstrap       actionKind = "Bootstrap"       // record and start the first member
-	actRecreatePod     actionKind = "RecreatePod"     // a member's pod is gone, its data is not
-	actAddLearner      actionKind = "AddLearner"      // record, then MemberAddAsLearner
-	actStartMember     actionKind = "StartMember"     // volume, certificates and pod of a recorded member
-	actPromote         actionKind = "Promote"         // learner to voter
-	actFinishAdd       actionKind = "FinishAdd"       // the added member votes: label it, clear the record
-	actMoveLeader      actionKind = "MoveLeader"      // leadership off a member about to go
-	actRemoveMember    actionKind = "RemoveMember"    // record, then MemberRemove
-	actCleanupMember   actionKind = "CleanupMember"   // pod, volume and certificates of a removed member
-	actDeleteOrphan    actionKind = "DeleteOrphan"    // objects of a member etcd does not know
-	actRestartMember   actionKind = "RestartMember"   // record, then a new pod at the new version
-	actForceNewCluster actionKind = "ForceNewCluster" // quorum-loss recovery from the best survivor
-	actLabelVoter      actionKind = "LabelVoter"      // a voter's pod is not labelled as one
-	actPreflight       actionKind = "Preflight"       // check a new version's image before an upgrade
-	actDeletePreflight actionKind = "DeletePreflight" // the upgrade is done
-	actVerifySnapshot  actionKind = "VerifySnapshot"  // fetch and verify the snapshot to restore
-	actRecordVerified  actionKind = "RecordVerified"  // the snapshot verified: record it
-	actResetForRestore actionKind = "ResetForRestore" // quorum lost: delete every member, to restore
-	actDeleteFailedPod actionKind = "DeleteFailedPod" // a member's pod failed: delete it to start it again
-	actAbandonAdd      actionKind = "AbandonAdd"      // a learner not promoted in time: remove it and its objects
-	actRollback        actionKind = "Rollback"        // a restarted member not healthy in time: back to its version
-	actCancelChange    actionKind = "CancelChange"    // a recorded change that must not go on: drop it
+	actBootstrap       actionKind = "Bootstrap"        // record and start the first member
+	actRecreatePod     actionKind = "RecreatePod"      // a member's pod is gone, its data is not
+	actAddLearner      actionKind = "AddLearner"       // record, then MemberAddAsLearner
+	actStartMember     actionKind = "StartMember"      // volume, certificates and pod of a recorded member
+	actPromote         actionKind = "Promote"          // learner to voter
+	actFinishAdd       actionKind = "FinishAdd"        // the added member votes: label it, clear the record
+	actMoveLeader      actionKind = "MoveLeader"       // leadership off a member about to go
+	actRemoveMember    actionKind = "RemoveMember"     // record, then MemberRemove
+	actCleanupMember   actionKind = "CleanupMember"    // pod, volume and certificates of a removed member
+	actDeleteOrphan    actionKind = "DeleteOrphan"     // objects of a member etcd does not know
+	actRestartMember   actionKind = "RestartMember"    // record, then a new pod at the new version
+	actForceNewCluster actionKind = "ForceNewCluster"  // quorum-loss recovery from the best survivor
+	actLabelVoter      actionKind = "LabelVoter"       // a voter's pod is not labelled as one
+	actPreflight       actionKind = "Preflight"        // check a new version's image before an upgrade
+	actDeletePreflight actionKind = "DeletePreflight"  // the upgrade is done
+	actVerifySnapshot  actionKind = "VerifySnapshot"   // fetch and verify the snapshot to restore
+	actRecordVerified  actionKind = "RecordVerified"   // the snapshot verified: record it
+	actResetForRestore actionKind = "ResetForRestore"  // quorum lost: delete every member, to restore
+	actDeleteFailedPod actionKind = "DeleteFailedPod"  // a member's pod failed: delete it to start it again
+	actAbandonAdd      actionKind = "AbandonAdd"       // a learner not promoted in time: remove it and its objects
+	actRollback        actionKind = "Rollback"         // a restarted member not healthy in time: back to its version
+	actCancelChange    actionKind = "CancelChange"     // a recorded change that must not go on: drop it
+	actRenewCert       actionKind = "RenewCertificate" // reissue a member's certificates in its Secret
 
 	actWait actionKind = "Wait" // nothing safe to do: conditions say why
 )
@@ -343,6 +345,7 @@ func decide(s *scope) action {
 		decideOrphan,       // objects of a member etcd does not list
 		decideRepair,       // failed members, one at a time, zone by zone
 		decideVoterLabels,  // voters' pods counted by the disruption budget
+		decideCertificates, // renewed before they expire, members restarted onto them one at a time
 		decideScale,        // toward spec.replicas, one member at a time
 		decideUpgrade,      // toward spec.version, one member at a time
 		decideRebalance,    // the spread restored once a lost zone is back
@@ -513,6 +516,92 @@ func decideVoterLabels(s *scope, _ health) (action, bool) {
 		}
 	}
 	return action{}, false
+}
+
+// reasonCertificateRenewal is the reason of certificate renewals and of
+// the restarts that put members onto their new certificates.
+const reasonCertificateRenewal = "CertificateRenewal"
+
+// certDue says whether a certificate must be reissued: unreadable, or
+// inside its renewal window while a new one from the CA would outlive it.
+func certDue(c *quorumv1alpha1.EtcdCluster, ci certInfo, ca *x509.Certificate, now time.Time) bool {
+	if !ci.ok {
+		return true
+	}
+	return ci.notAfter.Sub(now) < renewBefore(c) && ca.NotAfter.After(ci.notAfter)
+}
+
+// decideCertificates keeps every member's certificates out of their
+// renewal window: the Secrets of the members due are reissued first (the
+// running members are not touched), then each member whose pod predates
+// its certificates is restarted onto them, one at a time, followers in
+// zone order and the leader last, only while every member is healthy.
+func decideCertificates(s *scope, h health) (action, bool) {
+	o := s.certs
+	if o == nil {
+		return action{}, false
+	}
+	c := s.cluster
+	var due, stale []*memberState
+	for _, m := range restartOrder(s, s.voters()) {
+		ci, ok := o.members[m.Name]
+		switch {
+		case !ok:
+		case certDue(c, ci, o.ca, s.now):
+			due = append(due, m)
+		case m.Pod != nil && m.Pod.DeletionTimestamp == nil && runsOldCertificates(m, ci):
+			stale = append(stale, m)
+		}
+	}
+	if len(due) == 0 && len(stale) == 0 {
+		return action{}, false
+	}
+	if h.healthyVoters != h.voters || h.learners > 0 || !s.linearizable {
+		var names []string
+		for _, m := range append(due, stale...) {
+			names = append(names, m.Name)
+		}
+		return action{kind: actWait, reason: "CertificateRenewalWaiting", message: fmt.Sprintf(
+			"renewing the certificates of %s waits until every member is healthy", strings.Join(names, ", "))}, true
+	}
+	if len(due) > 0 {
+		m := due[0]
+		return action{kind: actRenewCert, member: m.Name, reason: reasonCertificateRenewal, message: fmt.Sprintf(
+			"the certificates of %s, expiring %s, reissued; it restarts onto them next", m.Name, o.members[m.Name].notAfter.UTC().Format(time.RFC3339))}, true
+	}
+	next := stale[0]
+	if p := project(s, change{restart: next.Name}); !p.safe() {
+		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
+			"restarting %s onto its renewed certificates would leave %d healthy voters, fewer than the quorum of %d", next.Name, p.healthy, p.quorum())}, true
+	}
+	if next.Leader {
+		if to := transferee(s, next.Name); to != nil {
+			return action{kind: actMoveLeader, member: next.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before restarting it onto its renewed certificates", next.Name, to.Name)}, true
+		}
+	}
+	return action{kind: actRestartMember, member: next.Name, zone: next.Zone, version: next.PodVersion, fromVersion: next.PodVersion, reason: reasonCertificateRenewal,
+		message: fmt.Sprintf("restarting %s onto its renewed certificates", next.Name)}, true
+}
+
+// restartOrder sorts members to restart: followers first, in zone order,
+// the leader last.
+func restartOrder(s *scope, ms []*memberState) []*memberState {
+	zoneRank := map[string]int{}
+	for i, z := range s.cluster.Spec.Zones {
+		zoneRank[z] = i
+	}
+	out := append([]*memberState(nil), ms...)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Leader != b.Leader {
+			return !a.Leader
+		}
+		if zoneRank[a.Zone] != zoneRank[b.Zone] {
+			return zoneRank[a.Zone] < zoneRank[b.Zone]
+		}
+		return a.Name < b.Name
+	})
+	return out
 }
 
 // decideScale adds a learner or removes a voter toward spec.replicas.
@@ -884,21 +973,7 @@ func decideUpgrade(s *scope, h health) (action, bool) {
 	if s.preflight.Status.Phase != corev1.PodSucceeded {
 		return action{kind: actWait, reason: "Preflight", message: fmt.Sprintf("checking that the image of etcd %s runs", target)}, true
 	}
-	zoneRank := map[string]int{}
-	for i, z := range s.cluster.Spec.Zones {
-		zoneRank[z] = i
-	}
-	sort.SliceStable(stale, func(i, j int) bool {
-		a, b := stale[i], stale[j]
-		if a.Leader != b.Leader {
-			return !a.Leader
-		}
-		if zoneRank[a.Zone] != zoneRank[b.Zone] {
-			return zoneRank[a.Zone] < zoneRank[b.Zone]
-		}
-		return a.Name < b.Name
-	})
-	next := stale[0]
+	next := restartOrder(s, stale)[0]
 	if p := project(s, change{restart: next.Name}); !p.safe() {
 		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
 			"restarting %s to upgrade it would leave %d healthy voters, fewer than the quorum of %d", next.Name, p.healthy, p.quorum())}, true

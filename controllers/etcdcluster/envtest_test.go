@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -492,5 +493,88 @@ func TestEtcdClusterPaused(t *testing.T) {
 		if m.Name == victim {
 			t.Fatalf("unpaused, %s was not replaced: %+v", victim, ec.Status.Members)
 		}
+	}
+}
+
+// TestEtcdClusterCertificateRenewal: certificates inside their renewal
+// window are reissued and every member restarts onto its own, one at a
+// time, the leader last; the client certificate is replaced in place; the
+// status's expiry dates move forward.
+func TestEtcdClusterCertificateRenewal(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "etcd-renew")
+	ctx := context.Background()
+	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
+		Spec: quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"},
+			TLS: quorumv1alpha1.EtcdTLS{CertificateValidity: &metav1.Duration{Duration: 10 * time.Minute}, CertificateRenewBefore: &metav1.Duration{Duration: 7 * time.Minute}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	start := time.Now()
+	r.Now = func() time.Time { return start }
+	ec := converge(t, r, c, ns, f, 3)
+	before := map[string]metav1.Time{}
+	for _, cs := range ec.Status.Certificates {
+		before[cs.Name] = cs.NotAfter
+	}
+	if len(before) != 5 {
+		t.Fatalf("certificates %v, want ca, client and 3 members", ec.Status.Certificates)
+	}
+	uids := map[string]string{}
+	for _, m := range ec.Status.Members {
+		p := &corev1.Pod{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.Name}, p); err != nil {
+			t.Fatal(err)
+		}
+		uids[m.Name] = string(p.UID)
+	}
+
+	// Four minutes on, six are left of ten: inside renewBefore (7m).
+	r.Now = func() time.Time { return start.Add(4 * time.Minute) }
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	var order []string
+	for i := 0; i < 80; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(ns), client.HasLabels{resources.LabelMember}); err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) < 2 {
+			t.Fatalf("only %d member pods at once: restarts must go one at a time", len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			if old, ok := uids[p.Labels[resources.LabelMember]]; ok && old != string(p.UID) && !slices.Contains(order, p.Labels[resources.LabelMember]) {
+				order = append(order, p.Labels[resources.LabelMember])
+			}
+		}
+		kubelet(t, c, ns, f)
+		if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+			t.Fatal(err)
+		}
+		if len(order) == 3 && ec.Status.PendingChange == nil && meta.IsStatusConditionFalse(ec.Status.Conditions, quorumv1alpha1.ConditionCertificatesExpiring) {
+			break
+		}
+	}
+	if len(order) != 3 {
+		t.Fatalf("members restarted onto new certificates: %v, want all 3; status %+v", order, ec.Status)
+	}
+	// The leader went last, after leadership moved off it: the last member
+	// restarted is not the leader now, and leadership moved once.
+	if order[2] == ec.Status.Leader || !slices.Contains(f.Calls(), "move-leader") {
+		t.Fatalf("restart order %v with leader %s and etcd calls %v: the leader must go last, after leadership moved", order, ec.Status.Leader, f.Calls())
+	}
+	for _, cs := range ec.Status.Certificates {
+		if cs.Name != "ca" && !cs.NotAfter.After(before[cs.Name].Time) {
+			t.Errorf("certificate %s still expires %s", cs.Name, cs.NotAfter)
+		}
+	}
+	if !meta.IsStatusConditionTrue(ec.Status.Conditions, quorumv1alpha1.ConditionAvailable) {
+		t.Fatalf("not Available after the renewal: %+v", ec.Status.Conditions)
 	}
 }

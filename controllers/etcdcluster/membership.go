@@ -386,9 +386,18 @@ func (r *Reconciler) createPod(ctx context.Context, s *scope, name, zone, versio
 			voter = m.Voter()
 		}
 	}
+	issued := ""
+	if resources.AutoTLS(c) {
+		secret := &corev1.Secret{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.MemberSecretName(name)}, secret); err != nil {
+			return err
+		}
+		issued = secret.Annotations[annotationIssuedAt]
+	}
 	pod := resources.MemberPod{
 		Cluster: c, Member: name, Zone: zone, Version: version,
 		InitialCluster: resources.InitialCluster(peers), NewCluster: newCluster, Voter: voter, Restore: restore,
+		CertificatesIssuedAt: issued,
 	}.Pod()
 	if c.Labels[resources.LabelControlPlane] != "" {
 		// A stacked control plane's member also runs that replica's

@@ -31,6 +31,10 @@ var (
 		Name: "quorum_etcd_quorum_at_risk",
 		Help: "1 while one more failure (or the next action) would lose quorum.",
 	}, []string{"namespace", "cluster"})
+	certificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_certificate_expiry_timestamp_seconds",
+		Help: "When each certificate the operator issued for an EtcdCluster expires (ca, client, each member), in seconds since the epoch.",
+	}, []string{"namespace", "cluster", "certificate"})
 	quorumLostGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "quorum_etcd_quorum_lost",
 		Help: "1 while fewer than a majority of voters are healthy.",
@@ -38,5 +42,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge)
+	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge, certificateExpiry)
 }

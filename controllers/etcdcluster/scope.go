@@ -2,6 +2,7 @@ package etcdcluster
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/url"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
@@ -110,6 +112,95 @@ type scope struct {
 	restore *restoreObservation
 	// backups are the EtcdBackups of this cluster, for RestoreFromBackup.
 	backups []quorumv1alpha1.EtcdBackup
+
+	// certs are the certificates the operator issued (auto TLS only).
+	certs *certObservation
+}
+
+// certObservation is what the certificate Secrets hold.
+type certObservation struct {
+	ca      *x509.Certificate
+	client  certInfo
+	members map[string]certInfo
+}
+
+// certInfo is one issued certificate (for a member, the earlier-expiring of
+// its peer and server certificates) and when the operator issued it.
+type certInfo struct {
+	notAfter time.Time
+	issuedAt time.Time
+	// issued is the Secret's issue annotation as written ("" on Secrets
+	// made before it was recorded).
+	issued string
+	// ok is false when the Secret holds no readable certificate.
+	ok bool
+}
+
+// observeCertificates reads the CA, client and member certificate Secrets.
+func (r *Reconciler) observeCertificates(ctx context.Context, s *scope) error {
+	c := s.cluster
+	secrets := &corev1.SecretList{}
+	if err := r.List(ctx, secrets, client.InNamespace(c.Namespace), client.MatchingLabels{resources.LabelCluster: c.Name}); err != nil {
+		return err
+	}
+	o := &certObservation{members: map[string]certInfo{}}
+	for i := range secrets.Items {
+		sec := &secrets.Items[i]
+		if !metav1.IsControlledBy(sec, c) {
+			continue
+		}
+		switch {
+		case sec.Name == resources.CASecretName(c.Name):
+			if ca, err := pki.CAFromSecret(sec); err == nil {
+				o.ca = ca.Cert
+			}
+		case sec.Name == resources.ClientSecretName(c.Name):
+			o.client = readCert(sec, corev1.TLSCertKey)
+		case sec.Labels[resources.LabelMember] != "":
+			o.members[sec.Labels[resources.LabelMember]] = readCert(sec, resources.KeyPeerCert, resources.KeyServerCert)
+		}
+	}
+	if o.ca != nil {
+		s.certs = o
+	}
+	return nil
+}
+
+// readCert reads the certificates under keys of a Secret: the earliest
+// expiry, and the issue time its annotation records (else the newest
+// certificate's NotBefore).
+func readCert(sec *corev1.Secret, keys ...string) certInfo {
+	info := certInfo{ok: true}
+	for _, k := range keys {
+		cert, err := pki.ParseCertificate(sec.Data[k])
+		if err != nil {
+			return certInfo{}
+		}
+		if info.notAfter.IsZero() || cert.NotAfter.Before(info.notAfter) {
+			info.notAfter = cert.NotAfter
+		}
+		if cert.NotBefore.After(info.issuedAt) {
+			info.issuedAt = cert.NotBefore
+		}
+	}
+	info.issued = sec.Annotations[annotationIssuedAt]
+	if t, err := time.Parse(time.RFC3339, info.issued); err == nil {
+		info.issuedAt = t
+	}
+	return info
+}
+
+// runsOldCertificates says whether a member's pod started before its
+// certificate Secret was last issued: its pod records the issue it started
+// with; a pod from before that was recorded is compared by age.
+func runsOldCertificates(m *memberState, ci certInfo) bool {
+	if m.Pod == nil || ci.issued == "" {
+		return false
+	}
+	if started, ok := m.Pod.Annotations[resources.AnnotationCertificatesIssuedAt]; ok {
+		return started != ci.issued
+	}
+	return ci.issuedAt.After(m.Pod.CreationTimestamp.Time)
 }
 
 // observe builds the scope: pods, volumes and nodes from the cache, then the
@@ -199,6 +290,11 @@ func (r *Reconciler) observe(ctx context.Context, c *quorumv1alpha1.EtcdCluster)
 
 	if restoreWanted(c) {
 		if err := r.observeRestore(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	if resources.AutoTLS(c) {
+		if err := r.observeCertificates(ctx, s); err != nil {
 			return nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package etcdcluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -169,6 +170,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 	}
 
 	alarmStatus(s, &st, set)
+	certificateStatus(c, s, a, &st, set, now)
 
 	switch {
 	case a.reason == reconciler.ReasonPaused:
@@ -237,6 +239,58 @@ func alarmStatus(s *scope, st *quorumv1alpha1.EtcdClusterStatus, set func(string
 	}
 	set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionTrue, "Alarm", "etcd reports "+strings.Join(parts, ", ")+
 		": NOSPACE refuses writes until space is freed and the alarm disarmed; CORRUPT needs a person. No member is replaced for an alarm")
+}
+
+// certificateStatus lists the certificates the operator issued with their
+// expiry, and says in CertificatesExpiring which are inside their renewal
+// window and why they are not renewed yet.
+func certificateStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, st *quorumv1alpha1.EtcdClusterStatus, set func(string, metav1.ConditionStatus, string, string), now time.Time) {
+	o := s.certs
+	if o == nil {
+		return
+	}
+	st.Certificates = []quorumv1alpha1.CertificateStatus{{Name: "ca", NotAfter: metav1.NewTime(o.ca.NotAfter)}}
+	if o.client.ok {
+		st.Certificates = append(st.Certificates, quorumv1alpha1.CertificateStatus{Name: "client", NotAfter: metav1.NewTime(o.client.notAfter)})
+	}
+	var expiring []string
+	if o.client.ok && o.client.notAfter.Sub(now) < renewBefore(c) {
+		expiring = append(expiring, "client")
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.members)) {
+		ci := o.members[name]
+		if !ci.ok {
+			expiring = append(expiring, name+" (unreadable)")
+			continue
+		}
+		st.Certificates = append(st.Certificates, quorumv1alpha1.CertificateStatus{Name: name, NotAfter: metav1.NewTime(ci.notAfter)})
+		if ci.notAfter.Sub(now) < renewBefore(c) {
+			expiring = append(expiring, fmt.Sprintf("%s (expires %s)", name, ci.notAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	for _, cs := range st.Certificates {
+		certificateExpiry.WithLabelValues(c.Namespace, c.Name, cs.Name).Set(float64(cs.NotAfter.Unix()))
+	}
+	caSoon := o.ca.NotAfter.Sub(now) < certValidity(c)
+	switch {
+	case len(expiring) > 0:
+		msg := "inside certificateRenewBefore (" + renewBefore(c).String() + "): " + strings.Join(expiring, ", ")
+		switch {
+		case caSoon:
+			msg += fmt.Sprintf("; the CA expires %s, and no certificate can outlive it: rotate the CA", o.ca.NotAfter.UTC().Format(time.RFC3339))
+		case a.reason == "CertificateRenewalWaiting" || a.reason == reconciler.ReasonPaused:
+			msg += "; " + a.message
+		default:
+			msg += "; being renewed"
+		}
+		set(quorumv1alpha1.ConditionCertificatesExpiring, metav1.ConditionTrue, "RenewalPending", msg)
+	case caSoon:
+		set(quorumv1alpha1.ConditionCertificatesExpiring, metav1.ConditionTrue, "CAExpiring", fmt.Sprintf(
+			"the CA expires %s, within certificateValidity: certificates issued now expire with it; rotate the CA", o.ca.NotAfter.UTC().Format(time.RFC3339)))
+	default:
+		set(quorumv1alpha1.ConditionCertificatesExpiring, metav1.ConditionFalse, "CertificatesValid",
+			"every certificate is valid beyond certificateRenewBefore ("+renewBefore(c).String()+")")
+	}
 }
 
 // lostMessage says what the evidence of a loss of quorum is.

@@ -18,10 +18,33 @@ import (
 	"quorum.dev/quorum/internal/resources"
 )
 
-const (
-	caValidity   = 10 * 365 * 24 * time.Hour
-	certValidity = 365 * 24 * time.Hour
-)
+const caValidity = 10 * 365 * 24 * time.Hour
+
+// annotationIssuedAt on a certificate Secret is when the operator last
+// issued it: a member whose pod is older runs the certificate before, and
+// is restarted onto the new one.
+const annotationIssuedAt = "quorum.dev/issued-at"
+
+// certValidity is how long member and client certificates are issued for.
+func certValidity(c *quorumv1alpha1.EtcdCluster) time.Duration {
+	if d := c.Spec.TLS.CertificateValidity; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return pki.DefaultLeafValidity
+}
+
+// renewBefore is how long before it expires a certificate is reissued.
+func renewBefore(c *quorumv1alpha1.EtcdCluster) time.Duration {
+	if d := c.Spec.TLS.CertificateRenewBefore; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return 720 * time.Hour
+}
+
+// issuedAnnotations marks a certificate Secret with its issue time.
+func issuedAnnotations(now time.Time) map[string]string {
+	return map[string]string{annotationIssuedAt: now.UTC().Format(time.RFC3339)}
+}
 
 // ensureCA returns the cluster's CA, creating its Secret on first use.
 func (r *Reconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*pki.KeyPair, error) {
@@ -46,21 +69,57 @@ func (r *Reconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster
 }
 
 // ensureClientSecret makes the client certificate the operator (and the
-// control planes and backups that use this cluster) authenticate with.
+// control planes and backups that use this cluster) authenticate with, and
+// reissues it in place once it is inside its renewal window: clients read
+// the Secret again (the operator on every pass).
 func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, ca *pki.KeyPair) error {
 	key := client.ObjectKey{Namespace: c.Namespace, Name: resources.ClientSecretName(c.Name)}
-	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
+	existing := &corev1.Secret{}
+	err := r.Get(ctx, key, existing)
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	kp, err := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity})
+	now := r.Clock()
+	if err == nil && !renewalDue(c, existing.Data[corev1.TLSCertKey], ca, now) {
+		return nil
+	}
+	kp, err2 := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity(c), Now: now})
+	if err2 != nil {
+		return err2
+	}
+	data := map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.CertPEM}
 	if err != nil {
+		return r.CreateOwned(ctx, c, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name), Annotations: issuedAnnotations(now)},
+			Type:       corev1.SecretTypeTLS,
+			Data:       data,
+		})
+	}
+	existing.Data = data
+	if existing.Annotations == nil {
+		existing.Annotations = map[string]string{}
+	}
+	existing.Annotations[annotationIssuedAt] = issuedAnnotations(now)[annotationIssuedAt]
+	if err := r.Update(ctx, existing); err != nil {
 		return err
 	}
-	return r.CreateOwned(ctx, c, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.CertPEM},
-	})
+	r.Event(c, corev1.EventTypeNormal, "CertificateRenewed", fmt.Sprintf("reissued the client certificate in %s, valid until %s", key.Name, kp.Cert.NotAfter.UTC().Format(time.RFC3339)))
+	return nil
+}
+
+// renewalDue says whether the certificate in certPEM must be reissued: it
+// cannot be read, or it expires within renewBefore and a new one from ca
+// would outlive it (a certificate cannot outlive its CA: then the CA must
+// be rotated, and CertificatesExpiring says so).
+func renewalDue(c *quorumv1alpha1.EtcdCluster, certPEM []byte, ca *pki.KeyPair, now time.Time) bool {
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return true
+	}
+	if cert.NotAfter.Sub(now) >= renewBefore(c) {
+		return false
+	}
+	return ca.Cert.NotAfter.After(cert.NotAfter)
 }
 
 // ensureMemberSecret issues a member's own peer and server certificates,
@@ -74,19 +133,58 @@ func (r *Reconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.E
 	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
 		return err
 	}
-	ca, err := r.ensureCA(ctx, c)
+	data, err := r.memberCertificates(ctx, c, member)
 	if err != nil {
 		return err
+	}
+	labels := resources.ClusterLabels(c.Name)
+	labels[resources.LabelMember] = member
+	return r.CreateOwned(ctx, c, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: labels, Annotations: issuedAnnotations(r.Clock())},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	})
+}
+
+// renewMemberSecret reissues a member's certificates in its Secret; the
+// member runs them once its pod is restarted (a separate, recorded step).
+func (r *Reconciler) renewMemberSecret(ctx context.Context, s *scope, a action) error {
+	c := s.cluster
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.MemberSecretName(a.member)}, secret); err != nil {
+		return err
+	}
+	data, err := r.memberCertificates(ctx, c, a.member)
+	if err != nil {
+		return err
+	}
+	secret.Data = data
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[annotationIssuedAt] = issuedAnnotations(r.Clock())[annotationIssuedAt]
+	if err := r.Update(ctx, secret); err != nil {
+		return err
+	}
+	r.Event(c, corev1.EventTypeNormal, "CertificateRenewed", a.message)
+	return nil
+}
+
+// memberCertificates issues a member's peer and server certificates.
+func (r *Reconciler) memberCertificates(ctx context.Context, c *quorumv1alpha1.EtcdCluster, member string) (map[string][]byte, error) {
+	ca, err := r.ensureCA(ctx, c)
+	if err != nil {
+		return nil, err
 	}
 	host := resources.MemberHost(member, c.Name, c.Namespace)
 	names := []string{host, host + ".cluster.local", member}
 	peer, err := ca.Issue(pki.CertRequest{
 		CommonName: member, DNSNames: names,
 		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		Validity: certValidity,
+		Validity: certValidity(c), Now: r.Clock(),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client := resources.ClientServiceName(c.Name)
 	server, err := ca.Issue(pki.CertRequest{
@@ -95,22 +193,16 @@ func (r *Reconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.E
 			client+"."+c.Namespace+".svc.cluster.local", "localhost"),
 		IPs:      []net.IP{net.ParseIP("127.0.0.1")},
 		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		Validity: certValidity,
+		Validity: certValidity(c), Now: r.Clock(),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	labels := resources.ClusterLabels(c.Name)
-	labels[resources.LabelMember] = member
-	return r.CreateOwned(ctx, c, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: labels},
-		Type:       corev1.SecretTypeOpaque,
-		Data: map[string][]byte{
-			resources.KeyPeerCert: peer.CertPEM, resources.KeyPeerKey: peer.KeyPEM,
-			resources.KeyServerCert: server.CertPEM, resources.KeyServerKey: server.KeyPEM,
-			resources.KeyCA: ca.CertPEM,
-		},
-	})
+	return map[string][]byte{
+		resources.KeyPeerCert: peer.CertPEM, resources.KeyPeerKey: peer.KeyPEM,
+		resources.KeyServerCert: server.CertPEM, resources.KeyServerKey: server.KeyPEM,
+		resources.KeyCA: ca.CertPEM,
+	}, nil
 }
 
 // clientTLS is the operator's TLS config toward the cluster's members,

@@ -130,7 +130,15 @@ type MemberPod struct {
 	// Restore, for the first member of a restored cluster, fetches a
 	// snapshot and restores it before etcd starts.
 	Restore *RestoreSource
+	// CertificatesIssuedAt is the issue time recorded on the member's
+	// certificate Secret when the pod is made: a pod whose value differs
+	// from the Secret's runs older certificates.
+	CertificatesIssuedAt string
 }
+
+// AnnotationCertificatesIssuedAt on a member pod is the issue time of the
+// certificates it started with.
+const AnnotationCertificatesIssuedAt = "quorum.dev/certificates-issued-at"
 
 // RestoreSource is the restore step of a member's pod: a container that
 // fetches and verifies the snapshot to /var/lib/etcd/restore/snapshot.db,
@@ -164,6 +172,9 @@ func (p MemberPod) Pod() *corev1.Pod {
 	}
 	if p.ForceNewCluster {
 		annotations[AnnotationForceNewCluster] = "true"
+	}
+	if p.CertificatesIssuedAt != "" {
+		annotations[AnnotationCertificatesIssuedAt] = p.CertificatesIssuedAt
 	}
 
 	state := "existing"

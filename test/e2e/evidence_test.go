@@ -364,3 +364,48 @@ func testLearnerThatCannotStart(t *testing.T) {
 	waitHealthy(t, ns, "main", 3, 4*time.Minute)
 	w.check(t)
 }
+
+// testCertificateRenewal (issue 12 a): certificates valid for 10 minutes,
+// renewed 7 minutes before they expire: every member restarts onto new
+// certificates and the client certificate is replaced, expiry dates move
+// forward, no acknowledged write is lost and Available stays True.
+func testCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "etcd-renew")
+	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.TLS.CertificateValidity = &metav1.Duration{Duration: 10 * time.Minute}
+		c.Spec.TLS.CertificateRenewBefore = &metav1.Duration{Duration: 7 * time.Minute}
+	})
+	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	expiry := map[string]time.Time{}
+	for _, cs := range before.Status.Certificates {
+		expiry[cs.Name] = cs.NotAfter.Time
+	}
+	pods := memberPodUIDs(t, ns)
+	w := startWriter(t, ns, "main")
+	sw := watchStatus(t, ns, "main")
+	start := time.Now()
+	eventually(t, "every certificate renewed and every member restarted onto its own", 9*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		var waiting []string
+		for _, cs := range c.Status.Certificates {
+			if cs.Name != "ca" && !cs.NotAfter.After(expiry[cs.Name]) {
+				waiting = append(waiting, cs.Name)
+			}
+		}
+		now := memberPodUIDs(t, ns)
+		for name, uid := range pods {
+			if now[name] == uid {
+				waiting = append(waiting, "pod "+name)
+			}
+		}
+		return len(waiting) == 0 && c.Status.PendingChange == nil, fmt.Sprintf("not yet: %v; %s", waiting, conditionSummary(c))
+	})
+	t.Logf("certificates renewed and members restarted %s after the cluster was healthy (renewal due 3m after issue)", time.Since(start).Round(time.Second))
+	sw.finish(t, "certificate renewal")
+	after := getCluster(t, ns, "main")
+	if ids(after) != ids(before) {
+		t.Fatalf("members changed across the renewal: %s, then %s", ids(before), ids(after))
+	}
+	w.check(t)
+}
