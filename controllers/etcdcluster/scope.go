@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -403,6 +404,22 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) {
 		}(m)
 	}
 	wg.Wait()
+	if answered == 0 && len(rejected) == 0 {
+		// gRPC may report a refused certificate as a mere timeout: one
+		// plain TLS handshake with a member tells.
+		for _, m := range s.sortedMembers() {
+			if m.Pod == nil || m.Pod.Status.PodIP == "" {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := etcd.ProbeTLS(pctx, net.JoinHostPort(m.Pod.Status.PodIP, fmt.Sprint(resources.ClientPort)), resources.MemberHost(m.Name, c.Name, c.Namespace), tlsConfig)
+			cancel()
+			if err != nil && etcd.Classify(err) == etcd.Rejected {
+				rejected = append(rejected, fmt.Sprintf("%s: %v", m.Name, err))
+			}
+			break
+		}
+	}
 	if answered == 0 && len(rejected) > 0 {
 		sort.Strings(rejected)
 		s.access = access{reason: "ClientCredentialsRejected", message: "members refuse the operator's client certificate: " + strings.Join(rejected, "; ")}

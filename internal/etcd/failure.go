@@ -1,7 +1,12 @@
 package etcd
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,10 +41,37 @@ func Classify(err error) Failure {
 		}
 	}
 	msg := err.Error()
-	for _, sign := range []string{"authentication handshake failed", "x509:", "tls: ", "certificate", "permission denied", "unauthenticated"} {
+	for _, sign := range []string{"authentication handshake failed", "x509:", "tls: ", "certificate", "permission denied", "unauthenticated", "remote error"} {
 		if strings.Contains(msg, sign) {
 			return Rejected
 		}
 	}
 	return NoAnswer
+}
+
+// ProbeTLS opens a TLS connection to a member at addr (host:port, an IP)
+// verifying its certificate for serverName, and waits briefly for the
+// member to refuse the caller's certificate (with TLS 1.3 a server's
+// refusal arrives after the handshake). It tells, when gRPC only reports a
+// timeout, whether the caller's credentials are the trouble: the error it
+// returns classifies as Rejected then, as NoAnswer when nothing answers,
+// and it returns nil when the member accepted the connection.
+func ProbeTLS(ctx context.Context, addr, serverName string, cfg *tls.Config) error {
+	c := cfg.Clone()
+	c.ServerName = serverName
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 3 * time.Second}, Config: c}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := conn.Read(make([]byte, 1)); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil // nothing sent, nothing refused: the member took the certificate
+		}
+		return err
+	}
+	return nil
 }
