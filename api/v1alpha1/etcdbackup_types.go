@@ -154,8 +154,9 @@ type Snapshot struct {
 
 // Condition types of an EtcdBackup.
 const (
-	// ConditionReady is true when the backup can run: its cluster and
-	// destination are found and usable.
+	// ConditionReady is true when the backup is what its spec asks: a
+	// one-shot backup's snapshot verified, a scheduled backup's last run
+	// (if any) succeeded. With it, Reconciling or Stalled say why not.
 	ConditionReady = "Ready"
 	// ConditionLastBackupSucceeded says whether the newest run produced a
 	// verified snapshot; its reason says why not.

@@ -122,7 +122,48 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 	default:
 		set(quorumv1alpha1.ConditionProgressing, true, reasonWaitReady, fmt.Sprintf("%d of %d replicas at the current template", st.UpdatedReplicas, desired))
 	}
+	reconciler.SetReadiness(&st.Conditions, cp.Generation, readiness(s, &st, desired))
 	return st
+}
+
+// etcdStalledReasons are the EtcdAvailable reasons a person must fix.
+var etcdStalledReasons = map[string]bool{
+	"EtcdClusterNotFound": true, "EtcdSecretNotFound": true, "EtcdSecretInvalid": true, "EtcdClusterInUse": true,
+}
+
+// readiness is the control plane's Ready: every replica ready at the
+// current template and version, etcd available; otherwise stalled when a
+// person must act (a refused version, a missing or shared etcd, the
+// remediation limit, a pause), else reconciling.
+func readiness(s *scope, st *quorumv1alpha1.ControlPlaneStatus, desired int32) reconciler.Readiness {
+	cond := func(t string) metav1.Condition {
+		if x := meta.FindStatusCondition(st.Conditions, t); x != nil {
+			return *x
+		}
+		return metav1.Condition{Type: t, Status: metav1.ConditionUnknown}
+	}
+	etcd, degraded, prog := cond(quorumv1alpha1.ConditionEtcdAvailable), cond(quorumv1alpha1.ConditionDegraded), cond(quorumv1alpha1.ConditionProgressing)
+	healthy := etcd.Status == metav1.ConditionTrue && degraded.Status == metav1.ConditionFalse &&
+		st.Replicas == desired && st.ReadyReplicas == desired && st.Version == s.cp.Spec.Version
+	switch {
+	case s.paused && healthy:
+		return reconciler.Readiness{Ready: true, Reason: reconciler.ReasonPaused, Message: "healthy and as asked; paused"}
+	case s.paused:
+		return reconciler.Readiness{Stalled: true, Reason: reconciler.ReasonPaused, Message: prog.Message}
+	case etcd.Status != metav1.ConditionTrue && etcdStalledReasons[etcd.Reason]:
+		return reconciler.Readiness{Stalled: true, Reason: etcd.Reason, Message: etcd.Message}
+	case degraded.Reason == reasonRemediationLimit:
+		return reconciler.Readiness{Stalled: true, Reason: degraded.Reason, Message: degraded.Message}
+	case prog.Reason == "UpgradeRefused":
+		return reconciler.Readiness{Stalled: true, Reason: prog.Reason, Message: prog.Message}
+	case healthy && st.UpdatedReplicas == desired && prog.Status == metav1.ConditionFalse:
+		return reconciler.Readiness{Ready: true, Reason: "Ready", Message: cond(quorumv1alpha1.ConditionAvailable).Message}
+	case prog.Status == metav1.ConditionTrue:
+		return reconciler.Readiness{Reason: prog.Reason, Message: prog.Message}
+	case etcd.Status != metav1.ConditionTrue:
+		return reconciler.Readiness{Reason: etcd.Reason, Message: etcd.Message}
+	}
+	return reconciler.Readiness{Reason: degraded.Reason, Message: degraded.Message}
 }
 
 func updateMetrics(cp *quorumv1alpha1.ControlPlane, st quorumv1alpha1.ControlPlaneStatus) {

@@ -66,6 +66,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	reconciler.SetReadiness(&st.Conditions, b.Generation, readiness(b, st))
 	if err := reconciler.WriteStatus(ctx, r.Client, b, persisted, *st, func(st quorumv1alpha1.EtcdBackupStatus) { b.Status = st }); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -205,6 +206,44 @@ func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup
 	st.LastScheduleTime = &t
 	logf.FromContext(ctx).Info("backup started", "pod", pod.Name, "cluster", target.Name)
 	return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+}
+
+// readiness turns what reconcile found into Ready, Reconciling and
+// Stalled: a backup whose cluster, destination, credentials or schedule is
+// wrong, or that is paused, is stalled; a one-shot backup is ready once its
+// snapshot verified (reconciling until then, stalled if it failed for good);
+// a scheduled one is ready while its last run, if any, succeeded, and
+// reconciling toward its next run after a failure.
+func readiness(b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus) reconciler.Readiness {
+	cfg := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionReady)
+	if cfg != nil && cfg.Status != metav1.ConditionTrue && cfg.Reason != "Ready" && cfg.Reason != "SnapshotVerified" && cfg.Reason != "Scheduled" &&
+		cfg.Reason != "Running" && cfg.Reason != "NextRun" {
+		return reconciler.Readiness{Stalled: true, Reason: cfg.Reason, Message: cfg.Message}
+	}
+	last := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionLastBackupSucceeded)
+	if b.Spec.Schedule == "" {
+		switch {
+		case last != nil && last.Status == metav1.ConditionTrue:
+			return reconciler.Readiness{Ready: true, Reason: "SnapshotVerified", Message: last.Message}
+		case last != nil && st.LastScheduleTime != nil:
+			return reconciler.Readiness{Stalled: true, Reason: last.Reason, Message: last.Message + "; a one-shot backup does not run again: delete and recreate it"}
+		case last != nil:
+			return reconciler.Readiness{Reason: last.Reason, Message: last.Message + "; retried until the cluster is Available"}
+		}
+		return reconciler.Readiness{Reason: "Running", Message: "the snapshot is being taken"}
+	}
+	if last != nil && last.Status == metav1.ConditionFalse {
+		msg := last.Message
+		if st.NextScheduleTime != nil {
+			msg += "; the next run is at " + st.NextScheduleTime.UTC().Format(time.RFC3339)
+		}
+		return reconciler.Readiness{Reason: "NextRun", Message: msg}
+	}
+	msg := "on schedule " + b.Spec.Schedule
+	if cfg != nil && cfg.Message != "" {
+		msg = cfg.Message + ", " + msg
+	}
+	return reconciler.Readiness{Ready: true, Reason: "Scheduled", Message: msg}
 }
 
 // target finds the EtcdCluster to back up: the one named, or the stacked

@@ -19,8 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -112,6 +114,22 @@ func backupPods(t *testing.T, c client.Client, ns, backup string) []corev1.Pod {
 	return pods.Items
 }
 
+// kstatusOf is what the kstatus library (Flux, `kubectl wait`) reads from
+// the stored backup.
+func kstatusOf(t *testing.T, c client.Client, ns, name string) kstatus.Status {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(quorumv1alpha1.GroupVersion.WithKind("EtcdBackup"))
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		t.Fatal(err)
+	}
+	res, err := kstatus.Compute(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
 // finish plays the kubelet for a backup pod that ran to the end.
 func finish(t *testing.T, c client.Client, l *logs, p *corev1.Pod, res backupjob.Result) {
 	t.Helper()
@@ -155,6 +173,9 @@ func TestEtcdBackupOneShot(t *testing.T) {
 	if args := p.Spec.Containers[0].Args; !slices.Contains(args, "--namespace="+ns) || !slices.Contains(args, "--cluster=main") {
 		t.Fatalf("backup pod args %v", args)
 	}
+	if got := kstatusOf(t, c, ns, "once"); got != kstatus.InProgressStatus {
+		t.Fatalf("a running one-shot backup reads %s, want InProgress", got)
+	}
 	// A second pass while it runs starts nothing more.
 	if _, err := r.Reconcile(ctx, req); err != nil {
 		t.Fatal(err)
@@ -182,6 +203,9 @@ func TestEtcdBackupOneShot(t *testing.T) {
 	}
 	if n := len(backupPods(t, c, ns, "once")); n != 0 {
 		t.Fatalf("the finished pod is still there (%d pods)", n)
+	}
+	if got := kstatusOf(t, c, ns, "once"); got != kstatus.CurrentStatus {
+		t.Fatalf("a verified one-shot backup reads %s, want Current", got)
 	}
 
 	if len(counter.Take()) == 0 {
@@ -231,6 +255,9 @@ func TestEtcdBackupRefusals(t *testing.T) {
 	if got := readyReason(reconcile("orphan")); got != "False ClusterNotFound" || len(backupPods(t, c, ns, "orphan")) != 0 {
 		t.Fatalf("a backup of a missing cluster: Ready %s, %d pods", got, len(backupPods(t, c, ns, "orphan")))
 	}
+	if got := kstatusOf(t, c, ns, "orphan"); got != kstatus.FailedStatus {
+		t.Fatalf("a backup of a missing cluster reads %s, want Failed", got)
+	}
 
 	available(t, c, ns)
 	missingVolume := volumeBackup(ns, "no-volume", "main")
@@ -257,6 +284,9 @@ func TestEtcdBackupRefusals(t *testing.T) {
 	b := reconcile("first")
 	if got := meta.FindStatusCondition(b.Status.Conditions, quorumv1alpha1.ConditionLastBackupSucceeded); got == nil || got.Status != metav1.ConditionFalse || got.Reason != "ClusterUnhealthy" {
 		t.Fatalf("a failed run: LastBackupSucceeded = %+v", got)
+	}
+	if got := kstatusOf(t, c, ns, "first"); got != kstatus.FailedStatus {
+		t.Fatalf("a one-shot backup whose run failed reads %s, want Failed (it does not run again)", got)
 	}
 	reconcile("second")
 	if n := len(backupPods(t, c, ns, "second")); n != 1 {

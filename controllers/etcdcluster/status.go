@@ -59,7 +59,9 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		setCondition(&st.Conditions, c.Generation, t, status, reason, msg, now)
 	}
 	if s == nil {
+		// Bad input: nothing could be made; a person must fix the spec.
 		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, a.reason, a.message)
+		reconciler.SetReadiness(&st.Conditions, c.Generation, reconciler.Readiness{Stalled: true, Reason: a.reason, Message: a.message})
 		return st
 	}
 	h := assess(s)
@@ -196,7 +198,53 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, "AsDesired",
 			fmt.Sprintf("%d voters at version %s, as asked", h.voters, c.Spec.Version))
 	}
+	reconciler.SetReadiness(&st.Conditions, c.Generation, readiness(c, &st))
 	return st
+}
+
+// stalledReasons are the reasons of a cluster that cannot become what its
+// spec asks without a person.
+var stalledReasons = map[string]bool{
+	"UpgradeRefused": true, "VersionUnavailable": true, "UpgradeFailed": true, "UpgradeRolledBack": true, "AutoReplaceOff": true,
+	"BackupNotFound": true, "VerificationFailed": true, "SnapshotNotFound": true, "NoSnapshot": true,
+	"ClientCredentialsInvalid": true, "ClientCredentialsRejected": true, "OperatorNetwork": true,
+}
+
+// readiness is the cluster's Ready, from the conditions just computed: True
+// when it serves with every member healthy, as many voters as asked at the
+// version asked, nothing in flight; otherwise stalled when a person must
+// act, else reconciling.
+func readiness(c *quorumv1alpha1.EtcdCluster, st *quorumv1alpha1.EtcdClusterStatus) reconciler.Readiness {
+	cond := func(t string) *metav1.Condition {
+		if x := meta.FindStatusCondition(st.Conditions, t); x != nil {
+			return x
+		}
+		return &metav1.Condition{Type: t, Status: metav1.ConditionUnknown}
+	}
+	prog, avail, degraded, alarm := cond(quorumv1alpha1.ConditionProgressing), cond(quorumv1alpha1.ConditionAvailable), cond(quorumv1alpha1.ConditionDegraded), cond(quorumv1alpha1.ConditionAlarmActive)
+	unreachable := cond(quorumv1alpha1.ConditionEtcdUnreachable)
+	asked := int(st.Replicas) == desiredReplicas(c) && st.Version == c.Spec.Version && st.PendingChange == nil
+	healthy := avail.Status == metav1.ConditionTrue && degraded.Status == metav1.ConditionFalse && alarm.Status != metav1.ConditionTrue
+	switch {
+	case unreachable.Status == metav1.ConditionTrue:
+		return reconciler.Readiness{Stalled: stalledReasons[unreachable.Reason], Reason: unreachable.Reason, Message: unreachable.Message}
+	case alarm.Status == metav1.ConditionTrue:
+		return reconciler.Readiness{Stalled: true, Reason: "AlarmActive", Message: alarm.Message}
+	case prog.Reason == reconciler.ReasonPaused:
+		if healthy && asked {
+			return reconciler.Readiness{Ready: true, Reason: reconciler.ReasonPaused, Message: "healthy and as asked; paused"}
+		}
+		return reconciler.Readiness{Stalled: true, Reason: reconciler.ReasonPaused, Message: prog.Message}
+	case stalledReasons[prog.Reason]:
+		return reconciler.Readiness{Stalled: true, Reason: prog.Reason, Message: prog.Message}
+	case healthy && asked && prog.Status == metav1.ConditionFalse:
+		return reconciler.Readiness{Ready: true, Reason: "Ready", Message: avail.Message}
+	case prog.Status == metav1.ConditionTrue || !asked:
+		return reconciler.Readiness{Reason: prog.Reason, Message: prog.Message}
+	case !healthy && degraded.Status == metav1.ConditionTrue:
+		return reconciler.Readiness{Reason: degraded.Reason, Message: degraded.Message}
+	}
+	return reconciler.Readiness{Reason: avail.Reason, Message: avail.Message}
 }
 
 // alarmStatus reports etcd's alarms by member name. An alarm is a fact
