@@ -369,9 +369,9 @@ func decideRecovery(s *scope, h health) (action, bool) {
 
 // decidePending finishes (or undoes) the recorded change before anything
 // else.
-func decidePending(s *scope, _ health) (action, bool) {
+func decidePending(s *scope, h health) (action, bool) {
 	if p := s.cluster.Status.PendingChange; p != nil {
-		return continuePending(s, p), true
+		return continuePending(s, h, p), true
 	}
 	return action{}, false
 }
@@ -666,10 +666,10 @@ func quorumLossRecovery(s *scope, h health) (action, bool) {
 
 // continuePending finishes the recorded change, step by step, or undoes
 // it when it cannot finish.
-func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
+func continuePending(s *scope, h health, p *quorumv1alpha1.MembershipChange) action {
 	switch p.Type {
 	case quorumv1alpha1.ChangeAddMember:
-		return continueAdd(s, p)
+		return continueAdd(s, h, p)
 	case quorumv1alpha1.ChangeRemoveMember:
 		return continueRemove(s, p)
 	case quorumv1alpha1.ChangeRestartMember:
@@ -685,7 +685,7 @@ func continuePending(s *scope, p *quorumv1alpha1.MembershipChange) action {
 // continueAdd starts, promotes and finishes an added member; a learner not
 // promoted within startTimeout is removed, so that repairs never stall
 // behind a member that cannot start.
-func continueAdd(s *scope, p *quorumv1alpha1.MembershipChange) action {
+func continueAdd(s *scope, h health, p *quorumv1alpha1.MembershipChange) action {
 	m := s.members[p.Member]
 	first := p.Reason == "Bootstrap" || p.Reason == "Restore"
 	if first && !s.listed {
@@ -698,8 +698,19 @@ func continueAdd(s *scope, p *quorumv1alpha1.MembershipChange) action {
 		return action{kind: actWait, reason: "EtcdUnreachable", message: unreachableMessage(s)}
 	}
 	if m == nil || !m.InEtcd {
-		if first {
+		switch {
+		case first:
 			return action{kind: actWait, reason: "Bootstrapping", message: fmt.Sprintf("waiting for the first member %s to start", p.Member)}
+		case !s.linearizable:
+			return action{kind: actWait, reason: "MembershipUnconfirmed", message: fmt.Sprintf("the add of %s waits until the membership is read through the leader", p.Member)}
+		case len(h.failed) > 0 && p.Reason != "Replace":
+			// etcd refuses to add a member while a voter is down: an add
+			// not made yet gives way to the repair.
+			return action{kind: actCancelChange, member: p.Member, reason: "RepairFirst", message: fmt.Sprintf(
+				"dropping the add of %s (%s), which etcd has not made: failed members are repaired first", p.Member, p.Reason)}
+		case s.now.Sub(p.StartedAt.Time) >= startTimeout(s.cluster):
+			return action{kind: actCancelChange, member: p.Member, reason: "MemberStartTimedOut", message: fmt.Sprintf(
+				"etcd did not add %s within %s: dropping the change so that other repairs go on", p.Member, startTimeout(s.cluster))}
 		}
 		return action{kind: actAddLearner, member: p.Member, zone: p.Zone, reason: p.Reason, message: fmt.Sprintf("adding %s as a learner in zone %s", p.Member, zoneName(p.Zone))}
 	}

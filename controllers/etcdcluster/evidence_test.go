@@ -284,3 +284,28 @@ func TestBoundedWaits(t *testing.T) {
 		t.Fatalf("a recreated pod would run %s, want 3.6.16 (the refused 3.5.21 never reaches a pod)", v)
 	}
 }
+
+// TestAddGivesWayToRepair: a recorded add that etcd has not made (it
+// refuses while a voter is down) never blocks the repair of that voter,
+// and is dropped after startTimeout whatever the cause.
+func TestAddGivesWayToRepair(t *testing.T) {
+	add := func(ago time.Duration) func(*quorumv1alpha1.EtcdCluster) {
+		return func(c *quorumv1alpha1.EtcdCluster) {
+			c.Status.PendingChange = &quorumv1alpha1.MembershipChange{Type: quorumv1alpha1.ChangeAddMember, Member: "m-x", Zone: "a", Reason: "ScaleUp", StartedAt: metav1.NewTime(now.Add(-ago))}
+		}
+	}
+	if a := decide(scopeOf(cluster(5, add(5*time.Second)), three(map[string][]func(*memberState){"m-c": {noPod, noPVC}})...)); a.kind != actCancelChange || a.reason != "RepairFirst" {
+		t.Fatalf("an unmade add with a failed voter: %s %s, want CancelChange RepairFirst", a.kind, a.reason)
+	}
+	if a := decide(scopeOf(cluster(5, add(6*time.Minute)), three()...)); a.kind != actCancelChange || a.reason != "MemberStartTimedOut" {
+		t.Fatalf("an unmade add past startTimeout: %s %s, want CancelChange MemberStartTimedOut", a.kind, a.reason)
+	}
+	if a := decide(scopeOf(cluster(5, add(5*time.Second)), three()...)); a.kind != actAddLearner {
+		t.Fatalf("an unmade add, all healthy: %s, want AddLearner", a.kind)
+	}
+	s := scopeOf(cluster(5, add(5*time.Second)), three(map[string][]func(*memberState){"m-c": {noPod, noPVC}})...)
+	s.linearizable = false
+	if a := decide(s); a.kind != actWait || a.reason != "MembershipUnconfirmed" {
+		t.Fatalf("an unmade add on a member's own list: %s %s, want a wait", a.kind, a.reason)
+	}
+}

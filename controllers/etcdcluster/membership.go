@@ -306,8 +306,11 @@ func (r *Reconciler) abandonAdd(ctx context.Context, s *scope, a action) error {
 
 // cancelChange drops a recorded change that must not go on, saying why.
 func (r *Reconciler) cancelChange(s *scope, a action) error {
-	if a.reason == "RestartTimedOut" {
+	switch a.reason {
+	case "RestartTimedOut":
 		changeTimeouts.WithLabelValues(s.cluster.Namespace, s.cluster.Name, "restart").Inc()
+	case "MemberStartTimedOut":
+		changeTimeouts.WithLabelValues(s.cluster.Namespace, s.cluster.Name, "add").Inc()
 	}
 	r.Event(s.cluster, corev1.EventTypeWarning, a.reason, a.message)
 	s.cluster.Status.PendingChange = nil

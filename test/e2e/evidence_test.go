@@ -308,13 +308,19 @@ func testLearnerThatCannotStart(t *testing.T) {
 
 	scale(t, ns, "main", 5)
 	var learner string
-	eventually(t, "a learner added in zone-a", 2*time.Minute, func() (bool, string) {
+	eventually(t, "a learner added in zone-a (in etcd, its pod Pending)", 2*time.Minute, func() (bool, string) {
 		c := getCluster(t, ns, "main")
-		if p := c.Status.PendingChange; p != nil && p.Type == quorumv1alpha1.ChangeAddMember {
-			learner = p.Member
-			return p.Zone == "zone-a", fmt.Sprintf("pending %s in %s", p.Member, p.Zone)
+		p := c.Status.PendingChange
+		if p == nil || p.Type != quorumv1alpha1.ChangeAddMember || p.Zone != "zone-a" {
+			return false, conditionSummary(c)
 		}
-		return false, conditionSummary(c)
+		learner = p.Member
+		for _, m := range c.Status.Members {
+			if m.Name == learner && m.Role == quorumv1alpha1.RoleLearner && m.ID != "" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%s recorded, not in etcd yet", learner)
 	})
 	added := time.Now()
 
