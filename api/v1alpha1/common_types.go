@@ -115,3 +115,18 @@ type CertificateStatus struct {
 	// notAfter is when it expires.
 	NotAfter metav1.Time `json:"notAfter"`
 }
+
+// DeletionPolicy says what happens to a cluster's data when its object is
+// deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionRetain keeps the volumes and certificates (CA, client and
+	// member Secrets) when the object is deleted; a new object of the same
+	// name in the same namespace adopts them and comes back with the same
+	// data and cluster ID.
+	DeletionRetain DeletionPolicy = "Retain"
+	// DeletionDelete deletes them with the object.
+	DeletionDelete DeletionPolicy = "Delete"
+)

@@ -51,6 +51,13 @@ type ControlPlaneSpec struct {
 	// +optional
 	Scheduler ComponentSpec `json:"scheduler,omitempty"`
 
+	// deletionPolicy is the deletion policy of a stacked control plane's
+	// EtcdCluster: Retain (the default) keeps its volumes and certificates
+	// when the ControlPlane is deleted, Delete removes them.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
 	// failurePolicy says when a replica is failed, whether it is replaced,
 	// and how often.
 	// +kubebuilder:default={}

@@ -79,6 +79,14 @@ type EtcdClusterSpec struct {
 	// +optional
 	QuorumLossPolicy QuorumLossPolicy `json:"quorumLossPolicy,omitempty"`
 
+	// deletionPolicy says what deleting this object does to its data:
+	// Retain (the default) keeps the volumes and certificates, and a new
+	// EtcdCluster of the same name in this namespace adopts them and comes
+	// back with the same data and cluster ID; Delete removes them.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
 	// bootstrap builds the cluster from a snapshot instead of empty. It takes
 	// effect at creation only.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="bootstrap is immutable: a cluster is bootstrapped once, at creation"

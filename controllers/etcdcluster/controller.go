@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -62,10 +63,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !c.DeletionTimestamp.IsZero() {
-		// Owner references delete the pods, volumes, Services and Secrets.
+		// Owner references delete the pods and Services; the volumes and
+		// Secrets too, unless deletionPolicy Retain released them first.
+		if controllerutil.ContainsFinalizer(c, finalizerRetain) {
+			return ctrl.Result{}, r.release(ctx, c)
+		}
 		return ctrl.Result{}, nil
 	}
+	if wrote, err := r.ensureFinalizer(ctx, c); err != nil || wrote {
+		return ctrl.Result{RequeueAfter: stepInterval}, err
+	}
 	persisted := c.Status.DeepCopy()
+	if c.Status.ClusterID == "" && len(c.Status.Members) == 0 && !restoreWanted(c) && !reconciler.Paused(c) {
+		// A cluster of this name was deleted with deletionPolicy Retain:
+		// this one is it, back from its volumes.
+		adopted, err := r.adopt(ctx, c)
+		var bad *badInputError
+		if errors.As(err, &bad) {
+			return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, c, persisted, nil, action{kind: actWait, reason: bad.reason, message: bad.msg})
+		}
+		if err != nil || adopted {
+			return ctrl.Result{RequeueAfter: stepInterval}, err
+		}
+	}
 
 	paused := reconciler.Paused(c)
 	// A cluster built from a snapshot makes nothing until the snapshot

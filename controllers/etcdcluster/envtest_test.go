@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -324,8 +325,12 @@ func TestEtcdClusterBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newReconciler(c, etcdtest.New())
-	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ec)}); err != nil {
-		t.Fatalf("a missing Secret must not fail the reconcile: %v", err)
+	// The first pass adds the deletionPolicy finalizer; the second finds
+	// the Secrets missing.
+	for i := 0; i < 2; i++ {
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ec)}); err != nil {
+			t.Fatalf("a missing Secret must not fail the reconcile: %v", err)
+		}
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(ec), ec); err != nil {
 		t.Fatal(err)
@@ -576,5 +581,115 @@ func TestEtcdClusterCertificateRenewal(t *testing.T) {
 	}
 	if !meta.IsStatusConditionTrue(ec.Status.Conditions, quorumv1alpha1.ConditionAvailable) {
 		t.Fatalf("not Available after the renewal: %+v", ec.Status.Conditions)
+	}
+}
+
+// gc plays the garbage collector for a deleted cluster: its pods,
+// Services and disruption budget go (envtest runs no controllers).
+func gc(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, list := range []client.ObjectList{&corev1.PodList{}, &corev1.ServiceList{}, &policyv1.PodDisruptionBudgetList{}} {
+		if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		items, _ := meta.ExtractList(list)
+		for _, o := range items {
+			_ = c.Delete(ctx, o.(client.Object), client.GracePeriodSeconds(0))
+		}
+	}
+}
+
+// TestEtcdClusterRetainAndAdopt: deleting a cluster with the default
+// deletionPolicy keeps its volumes and certificates; a new cluster of the
+// same name adopts them and is the same cluster again. With Delete, they
+// stay owned and go with it.
+func TestEtcdClusterRetainAndAdopt(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "etcd-retain")
+	ctx := context.Background()
+	spec := quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}}
+	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	before := converge(t, r, c, ns, f, 3)
+	if !slices.Contains(before.Finalizers, finalizerRetain) {
+		t.Fatalf("finalizers %v: the default deletionPolicy Retain needs %s", before.Finalizers, finalizerRetain)
+	}
+
+	if err := c.Delete(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, &quorumv1alpha1.EtcdCluster{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the deleted cluster is still there after its data was released: %v", err)
+	}
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := c.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pvcs.Items) != 3 {
+		t.Fatalf("%d volumes kept, want 3", len(pvcs.Items))
+	}
+	for _, p := range pvcs.Items {
+		if len(p.OwnerReferences) != 0 || p.Annotations[annotationRetainedClusterID] != before.Status.ClusterID || p.Annotations[annotationRetainedMember] == "" {
+			t.Fatalf("volume %s: owners %v, annotations %v", p.Name, p.OwnerReferences, p.Annotations)
+		}
+	}
+	ca := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.CASecretName("main")}, ca); err != nil || len(ca.OwnerReferences) != 0 {
+		t.Fatalf("CA Secret: %v, owners %v", err, ca.OwnerReferences)
+	}
+	gc(t, c, ns)
+
+	// The same name again: the same cluster, from its volumes.
+	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	after := converge(t, r, c, ns, f, 3)
+	if after.Status.ClusterID != before.Status.ClusterID {
+		t.Fatalf("cluster ID %s after adoption, want %s", after.Status.ClusterID, before.Status.ClusterID)
+	}
+	idsOf := func(ec *quorumv1alpha1.EtcdCluster) string {
+		var out []string
+		for _, m := range ec.Status.Members {
+			out = append(out, m.Name+"="+m.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if idsOf(after) != idsOf(before) {
+		t.Fatalf("members after adoption %s, want %s", idsOf(after), idsOf(before))
+	}
+	if n := strings.Count(strings.Join(f.Calls(), ","), "add "); n != 2 {
+		t.Fatalf("%d members added in all, want the 2 of the first bootstrap: adoption adds none (%v)", n, f.Calls())
+	}
+
+	// deletionPolicy Delete: no finalizer, the data stays owned and goes.
+	after.Spec.DeletionPolicy = quorumv1alpha1.DeletionDelete
+	if err := c.Update(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, after); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(after.Finalizers, finalizerRetain) {
+		t.Fatalf("deletionPolicy Delete keeps the finalizer: %v", after.Finalizers)
+	}
+	if err := c.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pvcs.Items {
+		if !metav1.IsControlledBy(&p, after) {
+			t.Fatalf("volume %s is not owned by the cluster: the garbage collector would keep it", p.Name)
+		}
 	}
 }

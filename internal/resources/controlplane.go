@@ -419,13 +419,14 @@ func StackedEtcdCluster(cp *quorumv1alpha1.ControlPlane) *quorumv1alpha1.EtcdClu
 			Labels: ControlPlaneLabels(cp.Name),
 		},
 		Spec: quorumv1alpha1.EtcdClusterSpec{
-			Replicas:      cp.Spec.Replicas,
-			Version:       st.Version,
-			Image:         st.Image,
-			Zones:         cp.Spec.Zones,
-			Storage:       *st.Storage.DeepCopy(),
-			FailurePolicy: *cp.Spec.FailurePolicy.FailurePolicy.DeepCopy(),
-			PodTemplate:   template,
+			Replicas:       cp.Spec.Replicas,
+			Version:        st.Version,
+			Image:          st.Image,
+			Zones:          cp.Spec.Zones,
+			Storage:        *st.Storage.DeepCopy(),
+			FailurePolicy:  *cp.Spec.FailurePolicy.FailurePolicy.DeepCopy(),
+			PodTemplate:    template,
+			DeletionPolicy: cp.Spec.DeletionPolicy,
 		},
 	}
 }

@@ -37,6 +37,7 @@ func TestEtcdCluster(t *testing.T) {
 		t.Run("the operator's client certificate from another CA with ForceNewCluster: EtcdUnreachable, nothing removed", testForeignClientCertificate)
 		t.Run("a learner that cannot start is removed after startTimeout; a deleted voter is still replaced", testLearnerThatCannotStart)
 		t.Run("certificates valid 10m renewed 7m before expiry: members restart onto new ones, nothing lost", testCertificateRenewal)
+		t.Run("deleted with deletionPolicy Retain and recreated: the same cluster and keys; with Delete the volumes go", testRetainAndAdopt)
 	})
 	t.Run("zone-b stopped, then a node's link cut: members move, the status never says quorum lost", testZoneOutage)
 	t.Run("two of three members' nodes stopped: quorum lost, nothing removed", testQuorumLoss)

@@ -415,3 +415,64 @@ func testCertificateRenewal(t *testing.T) {
 	}
 	w.check(t)
 }
+
+// testRetainAndAdopt (issue 13 d): an EtcdCluster deleted with the default
+// deletionPolicy keeps its volumes and certificates; recreated under the
+// same name it is the same cluster with every key; with Delete, the
+// volumes go with it.
+func testRetainAndAdopt(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "etcd-retain")
+	ctx := context.Background()
+	newEtcdCluster(t, ns, "main", 3)
+	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	cl := etcdClient(t, ns, "main")
+	saved := putKeys(t, cl, "/kept/", 500)
+	_ = cl.Close()
+
+	start := time.Now()
+	if err := crClient(t).Delete(ctx, &quorumv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cluster and its pods gone, its volumes kept", 3*time.Minute, func() (bool, string) {
+		err := crClient(t).Get(ctx, types.NamespacedName{Namespace: ns, Name: "main"}, &quorumv1alpha1.EtcdCluster{})
+		pods := memberPodUIDs(t, ns)
+		vols := pvcUIDs(t, ns, "main")
+		return err != nil && len(pods) == 0 && len(vols) == 3, fmt.Sprintf("object: %v, %d pods, %d volumes", err, len(pods), len(vols))
+	})
+	t.Logf("deleted with deletionPolicy Retain in %s: 3 volumes kept", time.Since(start).Round(100*time.Millisecond))
+
+	start = time.Now()
+	newEtcdCluster(t, ns, "main", 3)
+	after := waitHealthy(t, ns, "main", 3, 5*time.Minute)
+	t.Logf("recreated and healthy from its volumes in %s", time.Since(start).Round(100*time.Millisecond))
+	if after.Status.ClusterID != before.Status.ClusterID || ids(after) != ids(before) {
+		t.Fatalf("recreated as cluster %s with %s, want %s with %s", after.Status.ClusterID, ids(after), before.Status.ClusterID, ids(before))
+	}
+	cl = etcdClient(t, ns, "main")
+	got, _ := getPrefix(t, cl, "/kept/")
+	_ = cl.Close()
+	for k, v := range saved {
+		if got[k] != v {
+			t.Fatalf("key %s is %q after the cluster came back, want %q (%d of %d keys there)", k, got[k], v, len(got), len(saved))
+		}
+	}
+
+	// deletionPolicy Delete: the volumes go with the object.
+	c := getCluster(t, ns, "main")
+	c.Spec.DeletionPolicy = quorumv1alpha1.DeletionDelete
+	if err := crClient(t).Update(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the finalizer gone with deletionPolicy Delete", time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		return len(c.Finalizers) == 0, fmt.Sprintf("finalizers %v", c.Finalizers)
+	})
+	if err := crClient(t).Delete(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the volumes deleted with the cluster", 3*time.Minute, func() (bool, string) {
+		vols := pvcUIDs(t, ns, "main")
+		return len(vols) == 0, fmt.Sprintf("%d volumes left", len(vols))
+	})
+}
