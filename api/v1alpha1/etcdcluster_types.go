@@ -104,7 +104,9 @@ type EtcdClusterSpec struct {
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storage.storageClassName is immutable: existing volumes cannot change class"
 // +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(oldSelf.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",message="storage.size may not shrink: a volume cannot be made smaller than its data"
 type EtcdStorage struct {
-	// size of each member's PersistentVolumeClaim.
+	// size of each member's PersistentVolumeClaim. A larger size expands
+	// every member's volume where its StorageClass allows expansion (else
+	// Stalled says so, and new members get the new size); it never shrinks.
 	// +kubebuilder:default="8Gi"
 	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="storage.size must be a positive quantity such as 8Gi"
 	// +optional

@@ -53,6 +53,7 @@ const (
 
 // +kubebuilder:rbac:groups="",resources=pods;persistentvolumeclaims;services;secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile observes a cluster, makes the one change the rules allow, and
@@ -178,6 +179,8 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 		return r.abandonAdd(ctx, s, a)
 	case actRenewCert:
 		return r.renewMemberSecret(ctx, s, a)
+	case actResizeVolume:
+		return r.resizeVolume(ctx, s, a)
 	case actCancelChange:
 		return r.cancelChange(s, a)
 	case actRollback:

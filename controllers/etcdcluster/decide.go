@@ -47,6 +47,7 @@ const (
 	actRollback        actionKind = "Rollback"         // a restarted member not healthy in time: back to its version
 	actCancelChange    actionKind = "CancelChange"     // a recorded change that must not go on: drop it
 	actRenewCert       actionKind = "RenewCertificate" // reissue a member's certificates in its Secret
+	actResizeVolume    actionKind = "ResizeVolume"     // ask a member's volume for spec.storage.size
 
 	actWait actionKind = "Wait" // nothing safe to do: conditions say why
 )
@@ -349,6 +350,7 @@ func decide(s *scope) action {
 		decideScale,        // toward spec.replicas, one member at a time
 		decideUpgrade,      // toward spec.version, one member at a time
 		decideRebalance,    // the spread restored once a lost zone is back
+		decideVolumes,      // volumes grown to spec.storage.size where the StorageClass allows
 	} {
 		if a, ok := d(s, h); ok {
 			return a
@@ -636,6 +638,37 @@ func decideRebalance(s *scope, h health) (action, bool) {
 	c := s.cluster
 	if zone, ok := placement.ZoneToRestore(c.Spec.Zones, s.readyZones, placementMembers(s.voters())); ok {
 		return action{kind: actAddLearner, zone: zone, reason: "Rebalance", message: fmt.Sprintf("restoring the spread: adding a learner in zone %s", zone)}, true
+	}
+	return action{}, false
+}
+
+// decideVolumes grows members' volumes to spec.storage.size, one at a
+// time; a volume whose StorageClass cannot expand is reported (the spec
+// asks for what cannot be done), never ignored.
+func decideVolumes(s *scope, _ health) (action, bool) {
+	c := s.cluster
+	if c.Spec.Storage.EmptyDir != nil || c.Spec.Storage.Size == nil {
+		return action{}, false
+	}
+	want := *c.Spec.Storage.Size
+	var stuck []string
+	for _, m := range s.voters() {
+		if m.PVC == nil || m.PVC.DeletionTimestamp != nil {
+			continue
+		}
+		have := m.PVC.Spec.Resources.Requests[corev1.ResourceStorage]
+		if have.Cmp(want) >= 0 {
+			continue
+		}
+		if m.Expandable {
+			return action{kind: actResizeVolume, member: m.Name, reason: "VolumeResize", message: fmt.Sprintf("growing the volume of %s from %s to %s", m.Name, have.String(), want.String())}, true
+		}
+		stuck = append(stuck, fmt.Sprintf("%s (%s)", m.Name, have.String()))
+	}
+	if len(stuck) > 0 {
+		return action{kind: actWait, reason: "VolumeExpansionUnsupported", message: fmt.Sprintf(
+			"storage.size is %s but the StorageClass of these volumes does not allow expansion: %s; members added from now on get %s",
+			want.String(), strings.Join(stuck, ", "), want.String())}, true
 	}
 	return action{}, false
 }

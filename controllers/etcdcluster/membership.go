@@ -454,3 +454,15 @@ func (r *Reconciler) deleteMemberObjects(ctx context.Context, s *scope, name str
 	}
 	return done, nil
 }
+
+// resizeVolume asks a member's volume for spec.storage.size; the storage
+// driver grows it online.
+func (r *Reconciler) resizeVolume(ctx context.Context, s *scope, a action) error {
+	pvc := s.members[a.member].PVC.DeepCopy()
+	pvc.Spec.Resources.Requests[corev1.ResourceStorage] = *s.cluster.Spec.Storage.Size
+	if err := r.Update(ctx, pvc); err != nil {
+		return err
+	}
+	r.Event(s.cluster, corev1.EventTypeNormal, "VolumeResized", a.message)
+	return nil
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,6 +71,8 @@ type memberState struct {
 	Version    string
 	PodVersion string
 	Created    time.Time
+	// Expandable is true when its volume's StorageClass allows expansion.
+	Expandable bool
 }
 
 // Voter is a member of the raft group that votes.
@@ -259,6 +263,25 @@ func (r *Reconciler) observe(ctx context.Context, c *quorumv1alpha1.EtcdCluster)
 		if m.Created.IsZero() || v.CreationTimestamp.Time.Before(m.Created) {
 			m.Created = v.CreationTimestamp.Time
 		}
+	}
+	// Whether each volume can grow, from its StorageClass.
+	classes := map[string]bool{}
+	for _, m := range s.members {
+		if m.PVC == nil || m.PVC.Spec.StorageClassName == nil {
+			continue
+		}
+		name := *m.PVC.Spec.StorageClassName
+		expandable, ok := classes[name]
+		if !ok {
+			sc := &storagev1.StorageClass{}
+			if err := r.Get(ctx, client.ObjectKey{Name: name}, sc); err == nil {
+				expandable = sc.AllowVolumeExpansion != nil && *sc.AllowVolumeExpansion
+			} else if !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+			classes[name] = expandable
+		}
+		m.Expandable = expandable
 	}
 	// Members known only from status (their pod and volume are gone) keep
 	// their zone, so a replacement goes back there.

@@ -208,6 +208,7 @@ var stalledReasons = map[string]bool{
 	"UpgradeRefused": true, "VersionUnavailable": true, "UpgradeFailed": true, "UpgradeRolledBack": true, "AutoReplaceOff": true,
 	"BackupNotFound": true, "VerificationFailed": true, "SnapshotNotFound": true, "NoSnapshot": true,
 	"ClientCredentialsInvalid": true, "ClientCredentialsRejected": true, "OperatorNetwork": true,
+	"VolumeExpansionUnsupported": true,
 }
 
 // readiness is the cluster's Ready, from the conditions just computed: True

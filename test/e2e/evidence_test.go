@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -475,4 +476,32 @@ func testRetainAndAdopt(t *testing.T) {
 		vols := pvcUIDs(t, ns, "main")
 		return len(vols) == 0, fmt.Sprintf("%d volumes left", len(vols))
 	})
+}
+
+// testVolumeCannotGrow (issue 13 f): a larger storage.size on the local
+// StorageClass, which cannot expand volumes, is said (Stalled,
+// VolumeExpansionUnsupported) and breaks nothing.
+func testVolumeCannotGrow(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "etcd-grow")
+	newEtcdCluster(t, ns, "main", 3)
+	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	w := startWriter(t, ns, "main")
+	c := getCluster(t, ns, "main")
+	bigger := resource.MustParse("16Gi")
+	c.Spec.Storage.Size = &bigger
+	if err := crClient(t).Update(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Stalled: VolumeExpansionUnsupported", 2*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		s := meta.FindStatusCondition(c.Status.Conditions, "Stalled")
+		return s != nil && s.Reason == "VolumeExpansionUnsupported", conditionSummary(c)
+	})
+	time.Sleep(10 * time.Second)
+	c = getCluster(t, ns, "main")
+	if !meta.IsStatusConditionTrue(c.Status.Conditions, quorumv1alpha1.ConditionAvailable) || ids(c) != ids(before) {
+		t.Fatalf("a volume that cannot grow changed the cluster: %s; %s", ids(c), conditionSummary(c))
+	}
+	w.check(t)
 }
