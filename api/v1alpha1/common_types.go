@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -130,3 +132,39 @@ const (
 	// DeletionDelete deletes them with the object.
 	DeletionDelete DeletionPolicy = "Delete"
 )
+
+// Defaults the API server sets; the operator applies them too, for objects
+// stored before a field existed.
+const (
+	DefaultReplicas       = 3
+	DefaultUnhealthyAfter = time.Minute
+	DefaultStartTimeout   = 5 * time.Minute
+)
+
+// UnhealthyAfterOrDefault is unhealthyAfter, or its default.
+func (p FailurePolicy) UnhealthyAfterOrDefault() time.Duration {
+	if p.UnhealthyAfter != nil && p.UnhealthyAfter.Duration > 0 {
+		return p.UnhealthyAfter.Duration
+	}
+	return DefaultUnhealthyAfter
+}
+
+// StartTimeoutOrDefault is startTimeout, or its default.
+func (p FailurePolicy) StartTimeoutOrDefault() time.Duration {
+	if p.StartTimeout != nil && p.StartTimeout.Duration > 0 {
+		return p.StartTimeout.Duration
+	}
+	return DefaultStartTimeout
+}
+
+// Replaces says whether failed members or replicas are replaced
+// (autoReplace, true unless set false).
+func (p FailurePolicy) Replaces() bool { return p.AutoReplace == nil || *p.AutoReplace }
+
+// replicasOrDefault is a replicas field, or its default.
+func replicasOrDefault(r *int32) int {
+	if r == nil {
+		return DefaultReplicas
+	}
+	return int(*r)
+}

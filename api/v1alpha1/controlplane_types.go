@@ -344,3 +344,6 @@ type ControlPlaneList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ControlPlane `json:"items"`
 }
+
+// DesiredReplicas is spec.replicas, or its default.
+func (s *ControlPlaneSpec) DesiredReplicas() int { return replicasOrDefault(s.Replicas) }

@@ -494,3 +494,6 @@ type EtcdClusterList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EtcdCluster `json:"items"`
 }
+
+// DesiredReplicas is spec.replicas, or its default.
+func (s *EtcdClusterSpec) DesiredReplicas() int { return replicasOrDefault(s.Replicas) }

@@ -44,31 +44,18 @@ type action struct {
 	message string
 }
 
-func desiredReplicas(cp *quorumv1alpha1.ControlPlane) int {
-	if cp.Spec.Replicas == nil {
-		return 3
-	}
-	return int(*cp.Spec.Replicas)
-}
+func desiredReplicas(cp *quorumv1alpha1.ControlPlane) int { return cp.Spec.DesiredReplicas() }
 
 func unhealthyAfter(cp *quorumv1alpha1.ControlPlane) time.Duration {
-	if d := cp.Spec.FailurePolicy.UnhealthyAfter; d != nil && d.Duration > 0 {
-		return d.Duration
-	}
-	return 60 * time.Second
+	return cp.Spec.FailurePolicy.UnhealthyAfterOrDefault()
 }
 
-func autoReplace(cp *quorumv1alpha1.ControlPlane) bool {
-	return cp.Spec.FailurePolicy.AutoReplace == nil || *cp.Spec.FailurePolicy.AutoReplace
-}
+func autoReplace(cp *quorumv1alpha1.ControlPlane) bool { return cp.Spec.FailurePolicy.Replaces() }
 
 // startTimeout is how long a new replica may take to become ready before
 // it counts as unready at all: a new apiserver needs time to start.
 func startTimeout(cp *quorumv1alpha1.ControlPlane) time.Duration {
-	if d := cp.Spec.FailurePolicy.StartTimeout; d != nil && d.Duration > 0 {
-		return d.Duration
-	}
-	return 5 * time.Minute
+	return cp.Spec.FailurePolicy.StartTimeoutOrDefault()
 }
 
 func maxRetries(cp *quorumv1alpha1.ControlPlane) int32 {

@@ -4,11 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
-	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/testenv"
 )
 
 // TestKstatus: a ControlPlane's phases as the kstatus library reads them.
@@ -33,19 +31,9 @@ func TestKstatus(t *testing.T) {
 			st := computeStatus(tc.s, decide(tc.s))
 			obj := tc.s.cp.DeepCopy()
 			obj.Status = st
-			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			u := &unstructured.Unstructured{Object: m}
-			u.SetAPIVersion(quorumv1alpha1.GroupVersion.String())
-			u.SetKind("ControlPlane")
-			res, err := kstatus.Compute(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Status != tc.want {
-				t.Fatalf("kstatus = %s (%s), want %s; conditions %+v", res.Status, res.Message, tc.want, st.Conditions)
+			got := testenv.Kstatus(t, obj)
+			if got != tc.want {
+				t.Fatalf("kstatus = %s, want %s; conditions %+v", got, tc.want, st.Conditions)
 			}
 		})
 	}

@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -114,20 +113,14 @@ func backupPods(t *testing.T, c client.Client, ns, backup string) []corev1.Pod {
 	return pods.Items
 }
 
-// kstatusOf is what the kstatus library (Flux, `kubectl wait`) reads from
-// the stored backup.
+// kstatusOf is what kstatus reads from the stored backup.
 func kstatusOf(t *testing.T, c client.Client, ns, name string) kstatus.Status {
 	t.Helper()
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(quorumv1alpha1.GroupVersion.WithKind("EtcdBackup"))
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+	b := &quorumv1alpha1.EtcdBackup{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, b); err != nil {
 		t.Fatal(err)
 	}
-	res, err := kstatus.Compute(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Status
+	return testenv.Kstatus(t, b)
 }
 
 // finish plays the kubelet for a backup pod that ran to the end.

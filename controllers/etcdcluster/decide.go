@@ -205,31 +205,18 @@ func memberTrouble(m *memberState) string {
 }
 
 func unhealthyAfter(c *quorumv1alpha1.EtcdCluster) time.Duration {
-	if d := c.Spec.FailurePolicy.UnhealthyAfter; d != nil && d.Duration > 0 {
-		return d.Duration
-	}
-	return time.Minute
+	return c.Spec.FailurePolicy.UnhealthyAfterOrDefault()
 }
 
 // startTimeout bounds a learner's promotion and a restarted member's
 // return to health.
 func startTimeout(c *quorumv1alpha1.EtcdCluster) time.Duration {
-	if d := c.Spec.FailurePolicy.StartTimeout; d != nil && d.Duration > 0 {
-		return d.Duration
-	}
-	return 5 * time.Minute
+	return c.Spec.FailurePolicy.StartTimeoutOrDefault()
 }
 
-func autoReplace(c *quorumv1alpha1.EtcdCluster) bool {
-	return c.Spec.FailurePolicy.AutoReplace == nil || *c.Spec.FailurePolicy.AutoReplace
-}
+func autoReplace(c *quorumv1alpha1.EtcdCluster) bool { return c.Spec.FailurePolicy.Replaces() }
 
-func desiredReplicas(c *quorumv1alpha1.EtcdCluster) int {
-	if c.Spec.Replicas == nil {
-		return 3
-	}
-	return int(*c.Spec.Replicas)
-}
+func desiredReplicas(c *quorumv1alpha1.EtcdCluster) int { return c.Spec.DesiredReplicas() }
 
 // unhealthySince is when a member was last seen turning unhealthy, from
 // the status the previous pass wrote, but never before since: time in
@@ -572,17 +559,24 @@ func decideCertificates(s *scope, h health) (action, bool) {
 			"the certificates of %s, expiring %s, reissued; it restarts onto them next", m.Name, o.members[m.Name].notAfter.UTC().Format(time.RFC3339))}, true
 	}
 	next := stale[0]
-	if p := project(s, change{restart: next.Name}); !p.safe() {
+	return restart(s, next, next.PodVersion, reasonCertificateRenewal, "onto its renewed certificates"), true
+}
+
+// restart is the step that restarts voter m at version, for reason: the
+// quorum projection must allow it, and leadership moves off it first.
+// why completes "restarting <member> ...".
+func restart(s *scope, m *memberState, version, reason, why string) action {
+	if p := project(s, change{restart: m.Name}); !p.safe() {
 		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
-			"restarting %s onto its renewed certificates would leave %d healthy voters, fewer than the quorum of %d", next.Name, p.healthy, p.quorum())}, true
+			"restarting %s %s would leave %d healthy voters, fewer than the quorum of %d", m.Name, why, p.healthy, p.quorum())}
 	}
-	if next.Leader {
-		if to := transferee(s, next.Name); to != nil {
-			return action{kind: actMoveLeader, member: next.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before restarting it onto its renewed certificates", next.Name, to.Name)}, true
+	if m.Leader {
+		if to := transferee(s, m.Name); to != nil {
+			return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before restarting it %s", m.Name, to.Name, why)}
 		}
 	}
-	return action{kind: actRestartMember, member: next.Name, zone: next.Zone, version: next.PodVersion, fromVersion: next.PodVersion, reason: reasonCertificateRenewal,
-		message: fmt.Sprintf("restarting %s onto its renewed certificates", next.Name)}, true
+	return action{kind: actRestartMember, member: m.Name, zone: m.Zone, version: version, fromVersion: m.PodVersion, reason: reason,
+		message: fmt.Sprintf("restarting %s %s", m.Name, why)}
 }
 
 // restartOrder sorts members to restart: followers first, in zone order,
@@ -1018,17 +1012,7 @@ func decideUpgrade(s *scope, h health) (action, bool) {
 		return action{kind: actWait, reason: "Preflight", message: fmt.Sprintf("checking that the image of etcd %s runs", target)}, true
 	}
 	next := restartOrder(s, stale)[0]
-	if p := project(s, change{restart: next.Name}); !p.safe() {
-		return action{kind: actWait, reason: "QuorumAtRisk", message: fmt.Sprintf(
-			"restarting %s to upgrade it would leave %d healthy voters, fewer than the quorum of %d", next.Name, p.healthy, p.quorum())}, true
-	}
-	if next.Leader {
-		if to := transferee(s, next.Name); to != nil {
-			return action{kind: actMoveLeader, member: next.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before upgrading it", next.Name, to.Name)}, true
-		}
-	}
-	return action{kind: actRestartMember, member: next.Name, zone: next.Zone, version: target, fromVersion: next.PodVersion, reason: "Upgrade",
-		message: fmt.Sprintf("upgrading %s from %s to %s", next.Name, next.PodVersion, target)}, true
+	return restart(s, next, target, "Upgrade", fmt.Sprintf("to upgrade it from %s to %s", next.PodVersion, target)), true
 }
 
 // preflightFailure says whether the preflight pod proved the version cannot

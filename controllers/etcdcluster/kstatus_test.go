@@ -5,33 +5,20 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/testenv"
 )
 
-// kstatusOf is what the kstatus library (Flux's health checks, `kubectl
-// wait`) reads from an EtcdCluster with status st.
+// kstatusOf is what kstatus reads from c with status st.
 func kstatusOf(t *testing.T, c *quorumv1alpha1.EtcdCluster, st quorumv1alpha1.EtcdClusterStatus) kstatus.Status {
 	t.Helper()
 	obj := c.DeepCopy()
 	obj.Status = st
 	obj.Generation = 1
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	u.SetAPIVersion(quorumv1alpha1.GroupVersion.String())
-	u.SetKind("EtcdCluster")
-	res, err := kstatus.Compute(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Status
+	return testenv.Kstatus(t, obj)
 }
 
 // TestKstatus: the phases of an EtcdCluster as GitOps tools must read
