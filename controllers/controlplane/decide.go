@@ -206,17 +206,28 @@ func decideReplace(s *scope) (action, bool) {
 				"replica %s is failed (%s); it is replaced once replica %s, still starting, is ready", victim.Name, why, r.Name)}, true
 		}
 	}
-	if last := cp.Status.LastRemediation; last != nil && s.now.Sub(last.Time.Time) < retryPeriod(cp) {
-		return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf(
-			"replica %s is failed (%s); the next replacement waits %s after the last one (%s)", victim.Name, why, retryPeriod(cp), last.Replica)}, true
-	}
-	if n := retryCount(cp, s.now); n > maxRetries(cp) {
-		return action{kind: actWait, reason: reasonRemediationLimit, message: fmt.Sprintf(
-			"replica %s is failed (%s), but %d replacements in a row failed again within %s: remediation stopped at failurePolicy.maxRetries %d; find the cause, then delete the pod or raise the limit",
-			victim.Name, why, n, minHealthyPeriod(cp), maxRetries(cp))}, true
+	if a, held := remediationHeld(s, victim, why); held {
+		return a, true
 	}
 	return action{kind: actDelete, replica: victim.Name, zone: victim.Zone, reason: reasonReplace, force: !victim.NodeReady,
 		message: fmt.Sprintf("replica %s in zone %s is replaced: %s", victim.Name, zoneName(victim.Zone), why)}, true
+}
+
+// remediationHeld says whether the remediation of replica r (failed for
+// why) must wait: retryPeriod after the last one, and never beyond
+// maxRetries in a row within minHealthyPeriod (Cluster API's limits).
+func remediationHeld(s *scope, r *replicaState, why string) (action, bool) {
+	cp := s.cp
+	if last := cp.Status.LastRemediation; last != nil && s.now.Sub(last.Time.Time) < retryPeriod(cp) {
+		return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf(
+			"replica %s is failed (%s); the next remediation waits %s after the last one (%s)", r.Name, why, retryPeriod(cp), last.Replica)}, true
+	}
+	if n := retryCount(cp, s.now); n > maxRetries(cp) {
+		return action{kind: actWait, reason: reasonRemediationLimit, message: fmt.Sprintf(
+			"replica %s is failed (%s), but %d remediations in a row failed again within %s: remediation stopped at failurePolicy.maxRetries %d; find the cause, then delete the pod or raise the limit",
+			r.Name, why, n, minHealthyPeriod(cp), maxRetries(cp))}, true
+	}
+	return action{}, false
 }
 
 // decideScaleUp adds a replica: one at a time once a replica serves, all at
@@ -332,12 +343,8 @@ func decideStackedRestart(s *scope) (action, bool) {
 			if !s.etcd.available {
 				return action{kind: actWait, reason: reasonWaitEtcd, message: fmt.Sprintf("replica %s is not ready (%s), but etcd is not available: it is not restarted", r.Name, why)}, true
 			}
-			if last := s.cp.Status.LastRemediation; last != nil && s.now.Sub(last.Time.Time) < retryPeriod(s.cp) {
-				return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("replica %s is failed (%s); the next restart waits %s after the last one", r.Name, why, retryPeriod(s.cp))}, true
-			}
-			if n := retryCount(s.cp, s.now); n > maxRetries(s.cp) {
-				return action{kind: actWait, reason: reasonRemediationLimit, message: fmt.Sprintf(
-					"replica %s is failed (%s), but %d restarts in a row failed again within %s: remediation stopped at failurePolicy.maxRetries %d", r.Name, why, n, minHealthyPeriod(s.cp), maxRetries(s.cp))}, true
+			if a, held := remediationHeld(s, r, why); held {
+				return a, true
 			}
 			if unready > 1 {
 				return action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("replica %s is failed (%s) but %d replicas are not ready: restarting it could cost quorum", r.Name, why, unready)}, true
