@@ -24,6 +24,7 @@ const (
 )
 
 // EtcdClusterSpec is the etcd cluster a user asks for.
+// +kubebuilder:validation:XValidation:rule="!has(self.maintenance) || !has(self.maintenance.quotaBackendBytes) || !has(self.storage.size) || has(self.storage.emptyDir) || quantity(self.storage.size).compareTo(quantity(self.maintenance.quotaBackendBytes).add(quantity(self.maintenance.quotaBackendBytes))) >= 0",message="maintenance.quotaBackendBytes must be at most half of storage.size: defragmentation rewrites the database next to the old one"
 type EtcdClusterSpec struct {
 	// replicas is the number of voting members: 1, 3, 5, 7 or 9. An even
 	// count tolerates no more failures than the odd count below it, so it is
@@ -79,6 +80,12 @@ type EtcdClusterSpec struct {
 	// +optional
 	QuorumLossPolicy QuorumLossPolicy `json:"quorumLossPolicy,omitempty"`
 
+	// maintenance is etcd's housekeeping: its backend quota and automatic
+	// compaction. Changing it restarts members one at a time, the leader
+	// last, only while every member is healthy.
+	// +optional
+	Maintenance EtcdMaintenance `json:"maintenance,omitempty"`
+
 	// deletionPolicy says what deleting this object does to its data:
 	// Retain (the default) keeps the volumes and certificates, and a new
 	// EtcdCluster of the same name in this namespace adopts them and comes
@@ -123,6 +130,34 @@ type EtcdStorage struct {
 	// replaced as a new member.
 	// +optional
 	EmptyDir *corev1.EmptyDirVolumeSource `json:"emptyDir,omitempty"`
+}
+
+// EtcdMaintenance is etcd's housekeeping settings.
+type EtcdMaintenance struct {
+	// quotaBackendBytes is etcd's --quota-backend-bytes: the database size
+	// at which etcd raises NOSPACE and refuses writes (etcd's default is
+	// 2Gi). It must leave room on the volume to defragment: at most half of
+	// storage.size. After a NOSPACE alarm the operator compacts,
+	// defragments and disarms once the database is back under 80% of it.
+	// +kubebuilder:validation:XValidation:rule="quantity(self).compareTo(quantity('16Mi')) >= 0",message="maintenance.quotaBackendBytes must be at least 16Mi"
+	// +optional
+	QuotaBackendBytes *resource.Quantity `json:"quotaBackendBytes,omitempty"`
+
+	// autoCompaction is etcd's automatic compaction of key history.
+	// +optional
+	AutoCompaction *AutoCompaction `json:"autoCompaction,omitempty"`
+}
+
+// AutoCompaction is etcd's --auto-compaction-mode and -retention.
+// +kubebuilder:validation:XValidation:rule="self.mode == 'periodic' ? self.retention.matches('^([0-9]+(ns|us|ms|s|m|h))+$') : self.retention.matches('^[0-9]+$')",message="autoCompaction.retention must be a duration such as 5m (periodic) or a number of revisions such as 1000 (revision)"
+type AutoCompaction struct {
+	// mode: periodic keeps the history of the last retention period;
+	// revision keeps the last retention revisions.
+	// +kubebuilder:validation:Enum=periodic;revision
+	Mode string `json:"mode"`
+	// retention: a duration (periodic) or a revision count (revision).
+	// +kubebuilder:validation:MaxLength=32
+	Retention string `json:"retention"`
 }
 
 // EtcdTLS says where the certificates for peer and client mTLS come from.
@@ -269,6 +304,24 @@ const (
 	ConditionEtcdUnreachable = "EtcdUnreachable"
 )
 
+// CompactionStatus is a compaction of the key history.
+type CompactionStatus struct {
+	// revision compacted to.
+	Revision int64 `json:"revision"`
+	// time it was made.
+	Time metav1.Time `json:"time"`
+}
+
+// DefragStatus is a defragmentation of a member's database.
+type DefragStatus struct {
+	// member defragmented.
+	Member string `json:"member"`
+	// time it was made.
+	Time metav1.Time `json:"time"`
+	// reclaimedBytes the database file shrank by.
+	ReclaimedBytes int64 `json:"reclaimedBytes"`
+}
+
 // AlarmStatus is an alarm etcd reports.
 type AlarmStatus struct {
 	// member that raised the alarm.
@@ -329,6 +382,14 @@ type EtcdClusterStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+	// lastCompaction is the last compaction the operator made (NOSPACE
+	// recovery): the revision history was discarded before, and when.
+	// +optional
+	LastCompaction *CompactionStatus `json:"lastCompaction,omitempty"`
+	// lastDefrag is the last defragmentation the operator made: when, and
+	// how many bytes it gave back.
+	// +optional
+	LastDefrag *DefragStatus `json:"lastDefrag,omitempty"`
 	// alarms etcd reports, by member.
 	// +optional
 	// +listType=atomic

@@ -161,6 +161,13 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			set("10m", "spec", "tls", "certificateValidity")(u)
 			set("10m", "spec", "tls", "certificateRenewBefore")(u)
 		}, "spec.tls", "certificateRenewBefore must be shorter than certificateValidity"},
+		{"etcd quota under 16Mi", etcdClusterSample, set("1Mi", "spec", "maintenance", "quotaBackendBytes"), "spec.maintenance.quotaBackendBytes", "maintenance.quotaBackendBytes must be at least 16Mi"},
+		{"etcd quota over half the volume", etcdClusterSample, func(u *unstructured.Unstructured) {
+			set("8Gi", "spec", "storage", "size")(u)
+			set("5Gi", "spec", "maintenance", "quotaBackendBytes")(u)
+		}, "spec", "maintenance.quotaBackendBytes must be at most half of storage.size"},
+		{"etcd periodic compaction with a count", etcdClusterSample, set(map[string]any{"mode": "periodic", "retention": "1000"}, "spec", "maintenance", "autoCompaction"),
+			"spec.maintenance.autoCompaction", "autoCompaction.retention must be a duration such as 5m (periodic) or a number of revisions"},
 		{"etcd malformed unhealthyAfter", etcdClusterSample, set("one minute", "spec", "failurePolicy", "unhealthyAfter"), "spec.failurePolicy.unhealthyAfter", "unhealthyAfter must be a duration of at least 10s"},
 		{"etcd unknown quorumLossPolicy", etcdClusterSample, set("Pray", "spec", "quorumLossPolicy"), "spec.quorumLossPolicy", `supported values: "Wait", "RestoreFromBackup", "ForceNewCluster"`},
 		{"etcd bootstrap without a backup", etcdClusterSample, set(map[string]any{"restore": map[string]any{}}, "spec", "bootstrap"), "spec.bootstrap.restore.backupRef", "Required value"},

@@ -181,6 +181,12 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 		return r.renewMemberSecret(ctx, s, a)
 	case actResizeVolume:
 		return r.resizeVolume(ctx, s, a)
+	case actCompact:
+		return r.compact(ctx, s, a)
+	case actDefrag:
+		return r.defragment(ctx, s, a)
+	case actDisarm:
+		return r.disarm(ctx, s, a)
 	case actCancelChange:
 		return r.cancelChange(s, a)
 	case actRollback:

@@ -48,6 +48,9 @@ const (
 	actCancelChange    actionKind = "CancelChange"     // a recorded change that must not go on: drop it
 	actRenewCert       actionKind = "RenewCertificate" // reissue a member's certificates in its Secret
 	actResizeVolume    actionKind = "ResizeVolume"     // ask a member's volume for spec.storage.size
+	actCompact         actionKind = "Compact"          // NOSPACE: discard the key history
+	actDefrag          actionKind = "Defragment"       // NOSPACE: give a member's free pages back
+	actDisarm          actionKind = "DisarmAlarm"      // NOSPACE: space is back, writes may resume
 
 	actWait actionKind = "Wait" // nothing safe to do: conditions say why
 )
@@ -63,6 +66,8 @@ type action struct {
 	// version is the version a restarted member runs; fromVersion the one
 	// it ran before (its rollback).
 	version, fromVersion string
+	// revision is the revision a compaction goes to.
+	revision int64
 	// message explains the action or the wait, for events and conditions.
 	message string
 }
@@ -333,6 +338,8 @@ func decide(s *scope) action {
 		decideOrphan,       // objects of a member etcd does not list
 		decideRepair,       // failed members, one at a time, zone by zone
 		decideVoterLabels,  // voters' pods counted by the disruption budget
+		decideSettings,     // members restarted onto new maintenance settings, one at a time
+		decideNoSpace,      // NOSPACE: compact, defragment, disarm once space is back
 		decideCertificates, // renewed before they expire, members restarted onto them one at a time
 		decideScale,        // toward spec.replicas, one member at a time
 		decideUpgrade,      // toward spec.version, one member at a time
@@ -505,6 +512,105 @@ func decideVoterLabels(s *scope, _ health) (action, bool) {
 		}
 	}
 	return action{}, false
+}
+
+// reasonSettings is the reason of restarts onto new maintenance settings.
+const reasonSettings = "MaintenanceSettings"
+
+// decideSettings restarts members whose pods run other maintenance
+// settings than the spec's, one at a time, the leader last, only while
+// every member is healthy.
+func decideSettings(s *scope, h health) (action, bool) {
+	want := resources.MaintenanceHash(s.cluster)
+	var stale []*memberState
+	for _, m := range restartOrder(s, s.voters()) {
+		if m.Pod != nil && m.Pod.DeletionTimestamp == nil && m.Pod.Annotations[resources.AnnotationMaintenance] != want {
+			stale = append(stale, m)
+		}
+	}
+	if len(stale) == 0 {
+		return action{}, false
+	}
+	if h.healthyVoters != h.voters || h.learners > 0 || !s.linearizable {
+		return action{kind: actWait, reason: "SettingsWaiting", message: fmt.Sprintf("restarting %s onto the new maintenance settings waits until every member is healthy", stale[0].Name)}, true
+	}
+	return restart(s, stale[0], stale[0].PodVersion, reasonSettings, "onto the new maintenance settings"), true
+}
+
+// defaultQuota is etcd's own --quota-backend-bytes default.
+const defaultQuota = 2 << 30
+
+func quotaBytes(c *quorumv1alpha1.EtcdCluster) int64 {
+	if q := c.Spec.Maintenance.QuotaBackendBytes; q != nil {
+		return q.Value()
+	}
+	return defaultQuota
+}
+
+// reclaimable is how much a defragmentation would give back on m.
+func reclaimable(m *memberState) int64 {
+	if m.Status == nil {
+		return 0
+	}
+	return m.Status.DBSize - m.Status.DBSizeInUse
+}
+
+// decideNoSpace recovers from a NOSPACE alarm, one step a pass and only
+// while every member is healthy: the key history is compacted to the
+// current revision, each member with free pages is defragmented
+// (followers first, the leader last after leadership moved), and the alarm
+// is disarmed once every database is back under 80% of the quota. Space
+// held by live data is said, never disarmed into a new alarm.
+func decideNoSpace(s *scope, h health) (action, bool) {
+	c := s.cluster
+	if !s.alarmsKnown || !hasAlarm(s, "NOSPACE") {
+		return action{}, false
+	}
+	if h.healthyVoters != h.voters || h.learners > 0 || !s.linearizable {
+		return action{kind: actWait, reason: "NoSpaceRecoveryWaiting", message: "recovering from NOSPACE waits until every member is healthy"}, true
+	}
+	var revision, largest int64
+	var biggest string
+	for _, m := range s.voters() {
+		if m.Status == nil {
+			continue
+		}
+		revision = max(revision, m.Status.Revision)
+		if m.Status.DBSize > largest {
+			largest, biggest = m.Status.DBSize, m.Name
+		}
+	}
+	if lc := c.Status.LastCompaction; revision > 0 && (lc == nil || lc.Revision < revision) {
+		return action{kind: actCompact, revision: revision, reason: "NoSpaceRecovery", message: fmt.Sprintf("NOSPACE: compacting the key history to revision %d", revision)}, true
+	}
+	for _, m := range restartOrder(s, s.voters()) {
+		if r := reclaimable(m); r >= max(m.Status.DBSize/10, 1<<20) {
+			if m.Leader {
+				if to := transferee(s, m.Name); to != nil {
+					return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before defragmenting it", m.Name, to.Name)}, true
+				}
+			}
+			return action{kind: actDefrag, member: m.Name, reason: "NoSpaceRecovery", message: fmt.Sprintf(
+				"NOSPACE: defragmenting %s (%d of %d bytes free)", m.Name, r, m.Status.DBSize)}, true
+		}
+	}
+	quota := quotaBytes(c)
+	if largest < quota*8/10 {
+		return action{kind: actDisarm, reason: "NoSpaceRecovery", message: fmt.Sprintf(
+			"NOSPACE: every database is under 80%% of quotaBackendBytes (%d of %d bytes at the most): disarming the alarm", largest, quota)}, true
+	}
+	return action{kind: actWait, reason: "NoSpaceLiveData", message: fmt.Sprintf(
+		"the database of %s holds %d bytes after compaction and defragmentation, over 80%% of quotaBackendBytes (%d): the space is live data; delete data or raise spec.maintenance.quotaBackendBytes",
+		biggest, largest, quota)}, true
+}
+
+func hasAlarm(s *scope, alarm string) bool {
+	for _, a := range s.alarms {
+		if a.Type == alarm {
+			return true
+		}
+	}
+	return false
 }
 
 // reasonCertificateRenewal is the reason of certificate renewals and of

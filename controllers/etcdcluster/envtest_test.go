@@ -18,6 +18,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -692,4 +693,79 @@ func TestEtcdClusterRetainAndAdopt(t *testing.T) {
 			t.Fatalf("volume %s is not owned by the cluster: the garbage collector would keep it", p.Name)
 		}
 	}
+}
+
+// TestEtcdClusterNoSpaceRecovery: a NOSPACE alarm over history a
+// compaction frees is recovered: compacted, every member defragmented
+// (the leader last, after leadership moved), the alarm disarmed; then a
+// new quota restarts the members onto it one at a time.
+func TestEtcdClusterNoSpaceRecovery(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "etcd-nospace")
+	ctx := context.Background()
+	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
+		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	ec := converge(t, r, c, ns, f, 3)
+	leader := ec.Status.Leader
+
+	f.Fill(2<<30, 1<<20)
+	f.RaiseAlarm(leader, "NOSPACE")
+	calls := len(f.Calls())
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	for i := 0; i < 20; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		if slices.Contains(f.Calls()[calls:], "disarm NOSPACE") {
+			break
+		}
+	}
+	got := strings.Join(f.Calls()[calls:], ", ")
+	if !strings.HasPrefix(got, "compact, defrag ") || strings.Count(got, "defrag ") != 3 || !strings.HasSuffix(got, "disarm NOSPACE") {
+		t.Fatalf("etcd calls %q: want a compaction, three defragmentations, then the alarm disarmed", got)
+	}
+	if i, j := strings.Index(got, "move-leader"), strings.Index(got, "defrag "+leader); i < 0 || j < i {
+		t.Fatalf("etcd calls %q: the leader %s is defragmented last, after leadership moved", got, leader)
+	}
+	if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+		t.Fatal(err)
+	}
+	if ec.Status.LastCompaction == nil || ec.Status.LastDefrag == nil || ec.Status.LastDefrag.ReclaimedBytes <= 0 {
+		t.Fatalf("status lastCompaction %+v, lastDefrag %+v", ec.Status.LastCompaction, ec.Status.LastDefrag)
+	}
+
+	// A new quota: each member restarts onto it, one at a time.
+	q := resource.MustParse("4Gi")
+	ec.Spec.Maintenance.QuotaBackendBytes = &q
+	if err := c.Update(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		kubelet(t, c, ns, f)
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(ns), client.HasLabels{resources.LabelMember}); err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) < 2 {
+			t.Fatalf("%d member pods at once: restarts go one at a time", len(pods.Items))
+		}
+		done := len(pods.Items) == 3
+		for _, p := range pods.Items {
+			done = done && slices.Contains(p.Spec.Containers[0].Args, "--quota-backend-bytes=4294967296")
+		}
+		if done {
+			return
+		}
+	}
+	t.Fatal("members did not all restart with --quota-backend-bytes=4294967296")
 }

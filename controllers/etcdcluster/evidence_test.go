@@ -59,7 +59,7 @@ func TestNothingDestroyedOnOperatorTrouble(t *testing.T) {
 			}(), 3,
 			map[string]cond{
 				quorumv1alpha1.ConditionQuorumLost:      {metav1.ConditionFalse, "QuorumHealthy"},
-				quorumv1alpha1.ConditionAlarmActive:     {metav1.ConditionTrue, "Alarm"},
+				quorumv1alpha1.ConditionAlarmActive:     {metav1.ConditionTrue, "NoSpaceRecovery"},
 				quorumv1alpha1.ConditionAvailable:       {metav1.ConditionTrue, "QuorumHealthy"},
 				quorumv1alpha1.ConditionDegraded:        {metav1.ConditionFalse, "AllMembersHealthy"},
 				quorumv1alpha1.ConditionEtcdUnreachable: {metav1.ConditionFalse, "Reachable"},

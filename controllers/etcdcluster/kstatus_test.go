@@ -49,11 +49,12 @@ func TestKstatus(t *testing.T) {
 				s.access = access{reason: "ClientCredentialsRejected", message: "refused"}
 				return s
 			}(), kstatus.FailedStatus},
-		{"NOSPACE", func() *scope {
+		{"NOSPACE, being recovered", func() *scope {
 			s := scopeOf(cluster(3, gen), three()...)
 			s.alarms = []etcd.Alarm{{MemberID: 1, Type: "NOSPACE"}}
 			return s
-		}(), kstatus.FailedStatus},
+		}(), kstatus.InProgressStatus},
+		{"NOSPACE held by live data", noSpace(cluster(3, gen, compactedAt(500)), 1900<<20, 1900<<20, 500), kstatus.FailedStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := decide(tc.s)

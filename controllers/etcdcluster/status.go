@@ -54,6 +54,8 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		Restore:            prev.Restore,
 		Recovery:           prev.Recovery,
 		FailedUpgrade:      prev.FailedUpgrade,
+		LastCompaction:     prev.LastCompaction,
+		LastDefrag:         prev.LastDefrag,
 	}
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
 		setCondition(&st.Conditions, c.Generation, t, status, reason, msg, now)
@@ -171,7 +173,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		set(quorumv1alpha1.ConditionDegraded, metav1.ConditionFalse, "AllMembersHealthy", fmt.Sprintf("all %d voters are healthy", h.voters))
 	}
 
-	alarmStatus(s, &st, set)
+	alarmStatus(s, a, &st, set)
 	certificateStatus(c, s, a, &st, set, now)
 
 	switch {
@@ -229,6 +231,9 @@ func readiness(c *quorumv1alpha1.EtcdCluster, st *quorumv1alpha1.EtcdClusterStat
 	switch {
 	case unreachable.Status == metav1.ConditionTrue:
 		return reconciler.Readiness{Stalled: stalledReasons[unreachable.Reason], Reason: unreachable.Reason, Message: unreachable.Message}
+	case alarm.Status == metav1.ConditionTrue && (prog.Status == metav1.ConditionTrue || alarm.Reason == "NoSpaceRecovery"):
+		// The operator is recovering from NOSPACE.
+		return reconciler.Readiness{Reason: "NoSpaceRecovery", Message: alarm.Message}
 	case alarm.Status == metav1.ConditionTrue:
 		return reconciler.Readiness{Stalled: true, Reason: "AlarmActive", Message: alarm.Message}
 	case prog.Reason == reconciler.ReasonPaused:
@@ -252,7 +257,7 @@ func readiness(c *quorumv1alpha1.EtcdCluster, st *quorumv1alpha1.EtcdClusterStat
 // about the data, not about a member's health: it never fails a member or
 // counts toward a loss of quorum. Alarms not read this pass keep their last
 // report.
-func alarmStatus(s *scope, st *quorumv1alpha1.EtcdClusterStatus, set func(string, metav1.ConditionStatus, string, string)) {
+func alarmStatus(s *scope, a action, st *quorumv1alpha1.EtcdClusterStatus, set func(string, metav1.ConditionStatus, string, string)) {
 	if !s.alarmsKnown {
 		if meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionAlarmActive) == nil {
 			set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionUnknown, "AlarmsUnread", "the alarms could not be read through the leader")
@@ -286,8 +291,16 @@ func alarmStatus(s *scope, st *quorumv1alpha1.EtcdClusterStatus, set func(string
 		set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionFalse, "NoAlarm", "etcd reports no alarm")
 		return
 	}
-	set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionTrue, "Alarm", "etcd reports "+strings.Join(parts, ", ")+
-		": NOSPACE refuses writes until space is freed and the alarm disarmed; CORRUPT needs a person. No member is replaced for an alarm")
+	msg := "etcd reports " + strings.Join(parts, ", ") +
+		": NOSPACE refuses writes until the operator has compacted, defragmented and disarmed it; CORRUPT needs a person. No member is replaced for an alarm"
+	reason := "Alarm"
+	switch a.reason {
+	case "NoSpaceLiveData":
+		reason, msg = "NoSpaceLiveData", msg+"; "+a.message
+	case "NoSpaceRecovery":
+		reason, msg = "NoSpaceRecovery", msg+"; "+a.message
+	}
+	set(quorumv1alpha1.ConditionAlarmActive, metav1.ConditionTrue, reason, msg)
 }
 
 // certificateStatus lists the certificates the operator issued with their

@@ -40,8 +40,10 @@ type Status struct {
 	// DBSizeInUse is the part of DBSize holding live data; the rest is
 	// free pages a defragmentation gives back.
 	DBSizeInUse int64
-	Version     string
-	IsLearner   bool
+	// Revision is the key-value store's revision as the member knows it.
+	Revision  int64
+	Version   string
+	IsLearner bool
 	// Errors are what etcd reports beside the status: "etcdserver: no
 	// leader" and the cluster's alarms. An alarm is not a sign of an
 	// unhealthy member: every member reports every alarm.
@@ -78,6 +80,14 @@ type Cluster interface {
 	MoveLeader(ctx context.Context, leaderURL string, transferee uint64) error
 	// Status asks one member, by client URL, for its own view.
 	Status(ctx context.Context, clientURL string) (*Status, error)
+	// Compact discards the key-value history before revision, for every
+	// member. Compacting to a revision already compacted is not an error.
+	Compact(ctx context.Context, revision int64) error
+	// Defragment gives a member's free pages back to the file system; the
+	// member answers nothing else while it runs.
+	Defragment(ctx context.Context, clientURL string) error
+	// AlarmDisarm clears an alarm (NOSPACE) raised on a member.
+	AlarmDisarm(ctx context.Context, memberID uint64, alarm string) error
 	// Close releases the connections.
 	Close() error
 }
@@ -210,10 +220,33 @@ func (c *cluster) Status(ctx context.Context, clientURL string) (*Status, error)
 		RaftTerm:    resp.RaftTerm,
 		DBSize:      resp.DbSize,
 		DBSizeInUse: resp.DbSizeInUse,
+		Revision:    resp.Header.Revision,
 		Version:     resp.Version,
 		IsLearner:   resp.IsLearner,
 		Errors:      resp.Errors,
 	}, nil
+}
+
+func (c *cluster) Compact(ctx context.Context, revision int64) error {
+	_, err := c.client.Compact(ctx, revision, clientv3.WithCompactPhysical())
+	if err != nil && (errors.Is(err, rpctypes.ErrCompacted) || strings.Contains(err.Error(), "required revision has been compacted")) {
+		return nil
+	}
+	return err
+}
+
+func (c *cluster) Defragment(ctx context.Context, clientURL string) error {
+	_, err := c.client.Defragment(ctx, clientURL)
+	return err
+}
+
+func (c *cluster) AlarmDisarm(ctx context.Context, memberID uint64, alarm string) error {
+	t, ok := etcdserverpb.AlarmType_value[alarm]
+	if !ok {
+		return fmt.Errorf("unknown alarm %q", alarm)
+	}
+	_, err := c.client.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: memberID, Alarm: etcdserverpb.AlarmType(t)})
+	return err
 }
 
 func (c *cluster) Close() error { return c.client.Close() }

@@ -4,6 +4,8 @@
 package resources
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -205,6 +207,11 @@ func (p MemberPod) Pod() *corev1.Pod {
 	}
 	if p.ForceNewCluster {
 		args = append(args, "--force-new-cluster=true")
+	}
+	settings := MaintenanceFlags(c)
+	args = append(args, settings...)
+	if len(settings) > 0 {
+		annotations[AnnotationMaintenance] = MaintenanceHash(c)
 	}
 
 	pod := &corev1.Pod{
@@ -543,4 +550,33 @@ func BackedUpCluster(b *quorumv1alpha1.EtcdBackup) string {
 		return b.Spec.EtcdClusterRef.Name
 	}
 	return ""
+}
+
+// AnnotationMaintenance on a member pod is the hash of the maintenance
+// flags it started with; a pod whose hash differs from the spec's is
+// restarted onto the new settings.
+const AnnotationMaintenance = "quorum.dev/maintenance"
+
+// MaintenanceFlags are etcd's flags for spec.maintenance.
+func MaintenanceFlags(c *quorumv1alpha1.EtcdCluster) []string {
+	m := c.Spec.Maintenance
+	var flags []string
+	if q := m.QuotaBackendBytes; q != nil {
+		flags = append(flags, fmt.Sprintf("--quota-backend-bytes=%d", q.Value()))
+	}
+	if a := m.AutoCompaction; a != nil {
+		flags = append(flags, "--auto-compaction-mode="+a.Mode, "--auto-compaction-retention="+a.Retention)
+	}
+	return flags
+}
+
+// MaintenanceHash identifies the maintenance flags; "" without any (the
+// value a pod made before they existed carries).
+func MaintenanceHash(c *quorumv1alpha1.EtcdCluster) string {
+	flags := MaintenanceFlags(c)
+	if len(flags) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(strings.Join(flags, " ")))
+	return hex.EncodeToString(sum[:8])
 }

@@ -34,6 +34,10 @@ type Cluster struct {
 	// rejectClient makes every call fail as a TLS handshake refusing the
 	// caller's certificate.
 	rejectClient bool
+	// revision is the store's revision; compacted the last compaction;
+	// live the bytes live data takes once history is compacted.
+	revision, compacted int64
+	live                int64
 }
 
 type fakeMember struct {
@@ -42,6 +46,9 @@ type fakeMember struct {
 	learner bool
 	started bool
 	down    bool
+	// dbSize is the database file's size, inUse the part holding data
+	// (live data plus the history not compacted yet).
+	dbSize, inUse int64
 }
 
 var (
@@ -52,7 +59,7 @@ var (
 
 // New is an empty cluster; the first member started bootstraps it.
 func New() *Cluster {
-	return &Cluster{nextID: 0x100, clusterID: 0xc1a5, members: map[uint64]*fakeMember{}}
+	return &Cluster{nextID: 0x100, clusterID: 0xc1a5, members: map[uint64]*fakeMember{}, revision: 1, live: 16384}
 }
 
 // Dial is an etcd.Dialer onto the cluster.
@@ -228,7 +235,7 @@ func (c *fakeConn) AddLearner(_ context.Context, peerURL string) (etcd.Member, [
 		}
 	}
 	c.f.nextID++
-	m := &fakeMember{id: c.f.nextID, name: hostMember(peerURL), learner: true}
+	m := &fakeMember{id: c.f.nextID, name: hostMember(peerURL), learner: true, dbSize: 20480, inUse: 16384}
 	c.f.members[m.id] = m
 	c.f.record("add " + m.name)
 	return etcd.Member{ID: m.id, PeerURLs: []string{peerURL}, IsLearner: true}, nil, nil
@@ -281,11 +288,66 @@ func (c *fakeConn) Status(_ context.Context, clientURL string) (*etcd.Status, er
 	if m == nil || !c.f.up(m) {
 		return nil, errNoAnswer
 	}
-	st := &etcd.Status{MemberID: m.id, Leader: c.f.leader, RaftIndex: 42, DBSize: 20480, DBSizeInUse: 16384, Version: "3.6.16", IsLearner: m.learner}
+	st := &etcd.Status{MemberID: m.id, Leader: c.f.leader, RaftIndex: 42, DBSize: m.dbSize, DBSizeInUse: m.inUse, Revision: c.f.revision, Version: "3.6.16", IsLearner: m.learner}
 	if st.Leader == 0 {
 		st.Errors = append(st.Errors, "etcdserver: no leader")
 	}
 	return st, nil
 }
 
+func (c *fakeConn) Compact(_ context.Context, revision int64) error {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	if !c.f.quorum() {
+		return errNoQuorum
+	}
+	if revision > c.f.compacted {
+		c.f.compacted = revision
+		for _, m := range c.f.members {
+			m.inUse = c.f.live
+		}
+	}
+	c.f.record("compact")
+	return nil
+}
+
+func (c *fakeConn) Defragment(_ context.Context, clientURL string) error {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	m := c.f.byName(hostMember(clientURL))
+	if m == nil || !c.f.up(m) {
+		return errNoAnswer
+	}
+	m.dbSize = m.inUse
+	c.f.record("defrag " + m.name)
+	return nil
+}
+
+func (c *fakeConn) AlarmDisarm(_ context.Context, memberID uint64, alarm string) error {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	var kept []etcd.Alarm
+	for _, a := range c.f.alarms {
+		if a.MemberID != memberID || a.Type != alarm {
+			kept = append(kept, a)
+		}
+	}
+	c.f.alarms = kept
+	c.f.record("disarm " + alarm)
+	return nil
+}
+
 func (c *fakeConn) Close() error { return nil }
+
+// Fill makes every member's database dbSize bytes, of which live are live
+// data (the rest history a compaction frees), at a newer revision, as a
+// client overwriting keys would.
+func (f *Cluster) Fill(dbSize, live int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revision += 1000
+	f.live = live
+	for _, m := range f.members {
+		m.dbSize, m.inUse = dbSize, dbSize
+	}
+}
