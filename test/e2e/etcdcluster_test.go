@@ -39,6 +39,8 @@ func TestEtcdCluster(t *testing.T) {
 		t.Run("certificates valid 10m renewed 7m before expiry: members restart onto new ones, nothing lost", testCertificateRenewal)
 		t.Run("deleted with deletionPolicy Retain and recreated: the same cluster and keys; with Delete the volumes go", testRetainAndAdopt)
 		t.Run("storage.size grown on a StorageClass that cannot expand: said, nothing breaks", testVolumeCannotGrow)
+		t.Run("NOSPACE from history: compacted, defragmented, disarmed, writes accepted again", testNoSpaceRecovery)
+		t.Run("NOSPACE from live data: said; raising the quota clears it", testNoSpaceLiveData)
 	})
 	t.Run("zone-b stopped, then a node's link cut: members move, the status never says quorum lost", testZoneOutage)
 	t.Run("two of three members' nodes stopped: quorum lost, nothing removed", testQuorumLoss)
