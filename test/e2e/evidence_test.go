@@ -206,11 +206,13 @@ func testForeignClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.NewCA("another-ca", 24*time.Hour)
+	// Valid for two years: well outside certificateRenewBefore, so the
+	// operator does not simply renew it from its own CA.
+	ca, err := pki.NewCA("another-ca", 3*365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, err := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: clientUsages, Validity: time.Hour})
+	kp, err := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: clientUsages, Validity: 2 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
