@@ -310,6 +310,12 @@ type CompactionStatus struct {
 	Revision int64 `json:"revision"`
 	// time it was made.
 	Time metav1.Time `json:"time"`
+	// defragmented are the members defragmented since: a member's freed
+	// pages only show in its own figures after its next write, which a
+	// NOSPACE alarm refuses, so every member is defragmented once.
+	// +optional
+	// +listType=set
+	Defragmented []string `json:"defragmented,omitempty"`
 }
 
 // DefragStatus is a defragmentation of a member's database.

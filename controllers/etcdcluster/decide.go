@@ -3,6 +3,7 @@ package etcdcluster
 import (
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -580,18 +581,21 @@ func decideNoSpace(s *scope, h health) (action, bool) {
 			largest, biggest = m.Status.DBSize, m.Name
 		}
 	}
-	if lc := c.Status.LastCompaction; revision > 0 && (lc == nil || lc.Revision < revision) {
+	lc := c.Status.LastCompaction
+	if revision > 0 && (lc == nil || lc.Revision < revision) {
 		return action{kind: actCompact, revision: revision, reason: "NoSpaceRecovery", message: fmt.Sprintf("NOSPACE: compacting the key history to revision %d", revision)}, true
 	}
 	for _, m := range restartOrder(s, s.voters()) {
-		if r := reclaimable(m); r >= max(m.Status.DBSize/10, 1<<20) {
+		// Each member once since the compaction: its freed pages do not
+		// show in its figures until it writes again.
+		if r := reclaimable(m); (lc != nil && !slices.Contains(lc.Defragmented, m.Name)) || r >= max(m.Status.DBSize/10, 1<<20) {
 			if m.Leader {
 				if to := transferee(s, m.Name); to != nil {
 					return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before defragmenting it", m.Name, to.Name)}, true
 				}
 			}
 			return action{kind: actDefrag, member: m.Name, reason: "NoSpaceRecovery", message: fmt.Sprintf(
-				"NOSPACE: defragmenting %s (%d of %d bytes free)", m.Name, r, m.Status.DBSize)}, true
+				"NOSPACE: defragmenting %s (%d bytes, %d reported free)", m.Name, m.Status.DBSize, r)}, true
 		}
 	}
 	quota := quotaBytes(c)

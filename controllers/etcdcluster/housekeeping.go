@@ -3,6 +3,7 @@ package etcdcluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,6 +50,9 @@ func (r *Reconciler) defragment(ctx context.Context, s *scope, a action) error {
 		reclaimed = m.Status.DBSize - after.DBSize
 	}
 	c.Status.LastDefrag = &quorumv1alpha1.DefragStatus{Member: m.Name, Time: metav1.NewTime(s.now), ReclaimedBytes: reclaimed}
+	if lc := c.Status.LastCompaction; lc != nil && !slices.Contains(lc.Defragmented, m.Name) {
+		lc.Defragmented = append(lc.Defragmented, m.Name)
+	}
 	r.Event(c, corev1.EventTypeNormal, "Defragmented", fmt.Sprintf("defragmented %s: %d bytes given back", m.Name, reclaimed))
 	return nil
 }

@@ -23,9 +23,9 @@ func noSpace(c *quorumv1alpha1.EtcdCluster, size, inUse, rev int64, opts ...map[
 	return s
 }
 
-func compactedAt(rev int64) func(*quorumv1alpha1.EtcdCluster) {
+func compactedAt(rev int64, defragmented ...string) func(*quorumv1alpha1.EtcdCluster) {
 	return func(c *quorumv1alpha1.EtcdCluster) {
-		c.Status.LastCompaction = &quorumv1alpha1.CompactionStatus{Revision: rev, Time: metav1.NewTime(now)}
+		c.Status.LastCompaction = &quorumv1alpha1.CompactionStatus{Revision: rev, Time: metav1.NewTime(now), Defragmented: defragmented}
 	}
 }
 
@@ -42,8 +42,9 @@ func TestNoSpaceRecovery(t *testing.T) {
 	}{
 		{"first the history is compacted to the current revision", noSpace(cluster(3), 2*gi, 2*gi, 900), actCompact, "", "NoSpaceRecovery"},
 		{"then a follower with free pages is defragmented", noSpace(cluster(3, compactedAt(900)), 2*gi, gi/10, 900), actDefrag, "m-b", "NoSpaceRecovery"},
-		{"space back under 80% of the quota: disarmed", noSpace(cluster(3, compactedAt(900)), gi/10, gi/10, 900), actDisarm, "", "NoSpaceRecovery"},
-		{"live data over 80% of the quota: said, not disarmed", noSpace(cluster(3, compactedAt(900)), 1900<<20, 1900<<20, 900), actWait, "", "NoSpaceLiveData"},
+		{"a member whose figures show no free pages is still defragmented once", noSpace(cluster(3, compactedAt(900, "m-b")), 2*gi, 2*gi, 900), actDefrag, "m-c", "NoSpaceRecovery"},
+		{"space back under 80% of the quota: disarmed", noSpace(cluster(3, compactedAt(900, "m-a", "m-b", "m-c")), gi/10, gi/10, 900), actDisarm, "", "NoSpaceRecovery"},
+		{"live data over 80% of the quota: said, not disarmed", noSpace(cluster(3, compactedAt(900, "m-a", "m-b", "m-c")), 1900<<20, 1900<<20, 900), actWait, "", "NoSpaceLiveData"},
 		{"a member unhealthy: recovery waits", noSpace(cluster(3, unhealthyInStatus("m-c", now)), 2*gi, 2*gi, 900, map[string][]func(*memberState){"m-c": {unhealthy}}), actWait, "", "NoSpaceRecoveryWaiting"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,7 +56,7 @@ func TestNoSpaceRecovery(t *testing.T) {
 	}
 
 	// The leader's turn: leadership moves first.
-	s := noSpace(cluster(3, compactedAt(900)), 2*gi, gi/10, 900)
+	s := noSpace(cluster(3, compactedAt(900, "m-b", "m-c")), 2*gi, gi/10, 900)
 	for _, name := range []string{"m-b", "m-c"} {
 		s.members[name].Status.DBSize = gi / 10
 	}
@@ -64,7 +65,7 @@ func TestNoSpaceRecovery(t *testing.T) {
 	}
 
 	// Raising the quota restarts members onto it before anything else.
-	c := cluster(3, compactedAt(900), func(c *quorumv1alpha1.EtcdCluster) {
+	c := cluster(3, compactedAt(900, "m-a", "m-b", "m-c"), func(c *quorumv1alpha1.EtcdCluster) {
 		q := resourceQuantity("4Gi")
 		c.Spec.Maintenance.QuotaBackendBytes = &q
 	})

@@ -54,7 +54,7 @@ func TestKstatus(t *testing.T) {
 			s.alarms = []etcd.Alarm{{MemberID: 1, Type: "NOSPACE"}}
 			return s
 		}(), kstatus.InProgressStatus},
-		{"NOSPACE held by live data", noSpace(cluster(3, gen, compactedAt(500)), 1900<<20, 1900<<20, 500), kstatus.FailedStatus},
+		{"NOSPACE held by live data", noSpace(cluster(3, gen, compactedAt(500, "m-a", "m-b", "m-c")), 1900<<20, 1900<<20, 500), kstatus.FailedStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := decide(tc.s)

@@ -543,12 +543,27 @@ func testNoSpaceLiveData(t *testing.T) {
 	quota := resource.MustParse("64Mi")
 	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Maintenance.QuotaBackendBytes = &quota })
 	waitHealthy(t, ns, "main", 3, 4*time.Minute)
-	fillUntilNoSpace(t, ns, "/live/", true)
-	eventually(t, "AlarmActive says the space is live data", 3*time.Minute, func() (bool, string) {
-		c := getCluster(t, ns, "main")
-		cond := meta.FindStatusCondition(c.Status.Conditions, quorumv1alpha1.ConditionAlarmActive)
-		return cond != nil && cond.Reason == "NoSpaceLiveData", conditionSummary(c)
-	})
+	// Live keys until the quota is full of them: while the operator can
+	// still free room (bbolt's own overhead) it does and disarms, and the
+	// next keys fill it again; bounded to 6 rounds.
+	live := false
+	for round := 0; round < 6 && !live; round++ {
+		var compacted int64
+		if lc := getCluster(t, ns, "main").Status.LastCompaction; lc != nil {
+			compacted = lc.Revision
+		}
+		fillUntilNoSpace(t, ns, fmt.Sprintf("/live/%d/", round), true)
+		eventually(t, "NOSPACE recovered, or said to be live data", 3*time.Minute, func() (bool, string) {
+			c := getCluster(t, ns, "main")
+			cond := meta.FindStatusCondition(c.Status.Conditions, quorumv1alpha1.ConditionAlarmActive)
+			live = cond != nil && cond.Reason == "NoSpaceLiveData"
+			recovered := cond != nil && cond.Status == metav1.ConditionFalse && c.Status.LastCompaction != nil && c.Status.LastCompaction.Revision > compacted
+			return live || recovered, conditionSummary(c)
+		})
+	}
+	if !live {
+		t.Fatal("six rounds of live keys never left the quota full of live data")
+	}
 	c := getCluster(t, ns, "main")
 	bigger := resource.MustParse("256Mi")
 	c.Spec.Maintenance.QuotaBackendBytes = &bigger
