@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/resources"
 )
 
 var cpNow = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -247,5 +248,18 @@ func TestCreationExpectations(t *testing.T) {
 	r.created.Store(client.ObjectKeyFromObject(s.cp), creation{name: "c", at: cpNow.Add(-2 * cacheLag)})
 	if got := r.unseenCreation(s); got != "" {
 		t.Fatalf("unseen creation = %q after cacheLag", got)
+	}
+}
+
+// TestStackedEtcdFollowsDeletionPolicy: a stacked control plane's
+// EtcdCluster gets the control plane's deletionPolicy.
+func TestStackedEtcdFollowsDeletionPolicy(t *testing.T) {
+	cp := testControlPlane()
+	cp.Spec.Etcd = quorumv1alpha1.ControlPlaneEtcd{Stacked: &quorumv1alpha1.StackedEtcd{}}
+	for _, p := range []quorumv1alpha1.DeletionPolicy{quorumv1alpha1.DeletionRetain, quorumv1alpha1.DeletionDelete} {
+		cp.Spec.DeletionPolicy = p
+		if got := resources.StackedEtcdCluster(cp).Spec.DeletionPolicy; got != p {
+			t.Fatalf("stacked EtcdCluster deletionPolicy %q, want %q", got, p)
+		}
 	}
 }

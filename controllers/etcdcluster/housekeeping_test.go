@@ -1,6 +1,7 @@
 package etcdcluster
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -8,6 +9,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/resources"
 )
 
 // noSpace: NOSPACE raised on m-a of a healthy 3-member cluster whose
@@ -75,3 +77,46 @@ func TestNoSpaceRecovery(t *testing.T) {
 }
 
 func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
+
+// TestNoSpaceRecoveryNeedsEvidence: history is compacted only on a
+// membership and alarms read through the leader, with the operator's
+// access working.
+func TestNoSpaceRecoveryNeedsEvidence(t *testing.T) {
+	s := noSpace(cluster(3), 2<<30, 2<<30, 900)
+	s.linearizable = false
+	if a := decide(s); a.kind == actCompact || a.kind == actDefrag || a.kind == actDisarm {
+		t.Fatalf("on a member's own view: %s", a.kind)
+	}
+	s = noSpace(cluster(3), 2<<30, 2<<30, 900)
+	s.alarmsKnown = false
+	if a := decide(s); a.kind == actCompact || a.kind == actDefrag || a.kind == actDisarm {
+		t.Fatalf("with the alarms unread: %s", a.kind)
+	}
+	s = noSpace(cluster(3), 2<<30, 2<<30, 900)
+	s.access = access{reason: "ClientCredentialsRejected", message: "refused"}
+	if a := decide(s); a.kind != actWait || a.reason != "EtcdUnreachable" {
+		t.Fatalf("with the operator's credentials refused: %s %s, want a wait", a.kind, a.reason)
+	}
+}
+
+// TestMaintenanceFlags: the settings reach the member's command line, and
+// their hash marks the pod so a change restarts it.
+func TestMaintenanceFlags(t *testing.T) {
+	c := cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+		q := resource.MustParse("64Mi")
+		c.Spec.Maintenance = quorumv1alpha1.EtcdMaintenance{QuotaBackendBytes: &q, AutoCompaction: &quorumv1alpha1.AutoCompaction{Mode: "periodic", Retention: "5m"}}
+	})
+	pod := resources.MemberPod{Cluster: c, Member: "m-a", Zone: "a", Version: "3.6.16"}.Pod()
+	args := strings.Join(pod.Spec.Containers[0].Args, " ")
+	for _, want := range []string{"--quota-backend-bytes=67108864", "--auto-compaction-mode=periodic", "--auto-compaction-retention=5m"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("member args lack %s: %s", want, args)
+		}
+	}
+	if h := pod.Annotations[resources.AnnotationMaintenance]; h == "" || h != resources.MaintenanceHash(c) {
+		t.Fatalf("pod maintenance hash %q, want %q", h, resources.MaintenanceHash(c))
+	}
+	if h := resources.MaintenanceHash(cluster(3)); h != "" {
+		t.Fatalf("no settings hash to %q, want an empty hash (the value of pods made before settings existed)", h)
+	}
+}
