@@ -221,7 +221,12 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 		old, err := pki.ParseCertificate(data[l.cert])
 		switch {
 		case len(data[l.cert]) == 0:
-		case err != nil || old.NotAfter.Before(renewAt) || !issuedBy(old, l.issuer) || !covers(old, l.req):
+		case err != nil || !issuedBy(old, l.issuer) || !covers(old, l.req):
+			renewed = append(renewed, l.cert)
+		case old.NotAfter.Before(renewAt) && l.issuer.Cert.NotAfter.After(old.NotAfter):
+			// Inside the renewal window, and a new certificate would
+			// outlive it: a certificate cannot outlive its CA, so one
+			// already expiring with its CA is not reissued on every pass.
 			renewed = append(renewed, l.cert)
 		default:
 			continue

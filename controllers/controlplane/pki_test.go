@@ -164,6 +164,23 @@ func TestPKIRenewal(t *testing.T) {
 		t.Errorf("a new endpoint IP renewed %v, want only the serving certificate", renewed)
 	}
 
+	// An etcd CA that expires within the renewal window: the etcd client
+	// certificate already ends with it and is not reissued on every pass
+	// (a certificate cannot outlive its CA; it was, once a pass).
+	shortCA, err := pki.NewCA("etcd-ca", 10*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := in
+	short.etcd = etcdCredentials{CA: shortCA}
+	shortData, _, err := planPKI(short, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, renewed, _ := planPKI(short, shortData); slices.Contains(renewed, resources.PKIEtcdClientCert) {
+		t.Errorf("a certificate that already ends with its CA was reissued: %v", renewed)
+	}
+
 	// External etcd credentials are used as given.
 	ext := in
 	ext.etcd = etcdCredentials{CACert: []byte("ca"), Cert: []byte("crt"), Key: []byte("key")}
