@@ -271,6 +271,10 @@ type MemberStatus struct {
 	// dbSizeBytes is the size of the member's backend database.
 	// +optional
 	DBSizeBytes int64 `json:"dbSizeBytes,omitempty"`
+	// dbSizeInUseBytes is the part of it holding data; the rest is free
+	// pages a defragmentation gives back.
+	// +optional
+	DBSizeInUseBytes int64 `json:"dbSizeInUseBytes,omitempty"`
 	// since is when the member last changed health or role.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`

@@ -202,6 +202,20 @@ func TestEtcdClusterObjects(t *testing.T) {
 			t.Errorf("member status %+v", m)
 		}
 	}
+	// One more pass: a member promoted in the last one reports its sizes
+	// from the next.
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ec)}); err != nil {
+		t.Fatal(err)
+	}
+	sized := &quorumv1alpha1.EtcdCluster{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(ec), sized); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range sized.Status.Members {
+		if m.DBSizeBytes != 20480 || m.DBSizeInUseBytes != 16384 {
+			t.Errorf("member %s: dbSizeBytes %d, dbSizeInUseBytes %d, want the 20480 and 16384 it reports", m.Name, m.DBSizeBytes, m.DBSizeInUseBytes)
+		}
+	}
 	if roles[quorumv1alpha1.RoleLeader] != 1 || roles[quorumv1alpha1.RoleFollower] != 2 {
 		t.Errorf("roles %v, want 1 leader and 2 followers", roles)
 	}

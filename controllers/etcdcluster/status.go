@@ -418,7 +418,7 @@ func memberStatuses(c *quorumv1alpha1.EtcdCluster, s *scope, prev []quorumv1alph
 			ms.Role = quorumv1alpha1.RoleFollower
 		}
 		if m.Status != nil {
-			ms.DBSizeBytes = m.Status.DBSize
+			ms.DBSizeBytes, ms.DBSizeInUseBytes = m.Status.DBSize, m.Status.DBSizeInUse
 		}
 		if o, ok := old[m.Name]; ok {
 			if !s.access.ok() {
@@ -436,6 +436,9 @@ func memberStatuses(c *quorumv1alpha1.EtcdCluster, s *scope, prev []quorumv1alph
 			if !significantSizeChange(o.DBSizeBytes, ms.DBSizeBytes) {
 				ms.DBSizeBytes = o.DBSizeBytes
 			}
+			if !significantSizeChange(o.DBSizeInUseBytes, ms.DBSizeInUseBytes) {
+				ms.DBSizeInUseBytes = o.DBSizeInUseBytes
+			}
 			if ms.Version == "" {
 				ms.Version = o.Version
 			}
@@ -450,6 +453,10 @@ func memberStatuses(c *quorumv1alpha1.EtcdCluster, s *scope, prev []quorumv1alph
 }
 
 func significantSizeChange(old, cur int64) bool {
+	if old == 0 {
+		// The first figure is always worth writing.
+		return cur != 0
+	}
 	d := cur - old
 	if d < 0 {
 		d = -d

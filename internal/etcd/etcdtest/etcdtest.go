@@ -79,7 +79,7 @@ func (f *Cluster) Start(name string) {
 	}
 	if len(f.members) == 0 {
 		f.nextID++
-		f.members[f.nextID] = &fakeMember{id: f.nextID, name: name, started: true}
+		f.members[f.nextID] = &fakeMember{id: f.nextID, name: name, started: true, dbSize: 20480, inUse: 16384}
 		f.leader = f.nextID
 	}
 }
