@@ -37,6 +37,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// threeMembers starts the API server and makes a namespace with an
+// EtcdCluster "main" of 3 members over zone-a to zone-c, mutated as asked.
+func threeMembers(t *testing.T, prefix string, mutate ...func(*quorumv1alpha1.EtcdCluster)) (client.Client, string) {
+	t.Helper()
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, prefix)
+	ec := &quorumv1alpha1.EtcdCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
+		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
+	}
+	for _, m := range mutate {
+		m(ec)
+	}
+	if err := c.Create(context.Background(), ec); err != nil {
+		t.Fatal(err)
+	}
+	return c, ns
+}
+
 // kubelet plays the kubelet: every member pod gets scheduled on its zone's
 // node, an IP and Running, and the fake member behind it starts.
 func kubelet(t *testing.T, c client.Client, ns string, f *etcdtest.Cluster) {
@@ -236,16 +256,8 @@ func TestEtcdClusterObjects(t *testing.T) {
 // TestEtcdClusterQuietReconcile: a reconcile of a healthy cluster writes
 // nothing to the API server.
 func TestEtcdClusterQuietReconcile(t *testing.T) {
-	c := testenv.Start(t)
-	testenv.ReadyNodes(t, c)
-	ns := testenv.Namespace(t, c, "etcd")
+	c, ns := threeMembers(t, "etcd")
 	ctx := context.Background()
-	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
-		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
-	}); err != nil {
-		t.Fatal(err)
-	}
 	f := etcdtest.New()
 	counter := &testenv.WriteCounter{Client: c}
 	r := newReconciler(counter, f)
@@ -442,16 +454,8 @@ func TestEtcdClusterDriftCorrected(t *testing.T) {
 // and not replaced, nothing is written but the status; unpaused, the
 // repair goes on.
 func TestEtcdClusterPaused(t *testing.T) {
-	c := testenv.Start(t)
-	testenv.ReadyNodes(t, c)
-	ns := testenv.Namespace(t, c, "etcd-paused")
+	c, ns := threeMembers(t, "etcd-paused")
 	ctx := context.Background()
-	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
-		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
-	}); err != nil {
-		t.Fatal(err)
-	}
 	f := etcdtest.New()
 	counter := &testenv.WriteCounter{Client: c}
 	r := newReconciler(counter, f)
@@ -521,17 +525,10 @@ func TestEtcdClusterPaused(t *testing.T) {
 // time, the leader last; the client certificate is replaced in place; the
 // status's expiry dates move forward.
 func TestEtcdClusterCertificateRenewal(t *testing.T) {
-	c := testenv.Start(t)
-	testenv.ReadyNodes(t, c)
-	ns := testenv.Namespace(t, c, "etcd-renew")
+	c, ns := threeMembers(t, "etcd-renew", func(ec *quorumv1alpha1.EtcdCluster) {
+		ec.Spec.TLS = quorumv1alpha1.EtcdTLS{CertificateValidity: &metav1.Duration{Duration: 10 * time.Minute}, CertificateRenewBefore: &metav1.Duration{Duration: 7 * time.Minute}}
+	})
 	ctx := context.Background()
-	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
-		Spec: quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"},
-			TLS: quorumv1alpha1.EtcdTLS{CertificateValidity: &metav1.Duration{Duration: 10 * time.Minute}, CertificateRenewBefore: &metav1.Duration{Duration: 7 * time.Minute}}},
-	}); err != nil {
-		t.Fatal(err)
-	}
 	f := etcdtest.New()
 	r := newReconciler(c, f)
 	start := time.Now()
@@ -714,16 +711,8 @@ func TestEtcdClusterRetainAndAdopt(t *testing.T) {
 // (the leader last, after leadership moved), the alarm disarmed; then a
 // new quota restarts the members onto it one at a time.
 func TestEtcdClusterNoSpaceRecovery(t *testing.T) {
-	c := testenv.Start(t)
-	testenv.ReadyNodes(t, c)
-	ns := testenv.Namespace(t, c, "etcd-nospace")
+	c, ns := threeMembers(t, "etcd-nospace")
 	ctx := context.Background()
-	if err := c.Create(ctx, &quorumv1alpha1.EtcdCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
-		Spec:       quorumv1alpha1.EtcdClusterSpec{Replicas: ptr.To[int32](3), Zones: quorumv1alpha1.Zones{"zone-a", "zone-b", "zone-c"}},
-	}); err != nil {
-		t.Fatal(err)
-	}
 	f := etcdtest.New()
 	r := newReconciler(c, f)
 	ec := converge(t, r, c, ns, f, 3)
