@@ -163,7 +163,6 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 		data[k] = v
 	}
 	var renewed []string
-	renewAt := in.now.Add(renewBefore(in.cp))
 
 	ca, err := ensureCAKeys(data, resources.PKICACert, resources.PKICAKey, "kubernetes-ca "+in.cp.Namespace+"/"+in.cp.Name)
 	if err != nil {
@@ -223,10 +222,7 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 		case len(data[l.cert]) == 0:
 		case err != nil || !issuedBy(old, l.issuer) || !covers(old, l.req):
 			renewed = append(renewed, l.cert)
-		case old.NotAfter.Before(renewAt) && l.issuer.Cert.NotAfter.After(old.NotAfter):
-			// Inside the renewal window, and a new certificate would
-			// outlive it: a certificate cannot outlive its CA, so one
-			// already expiring with its CA is not reissued on every pass.
+		case pki.RenewalDue(old.NotAfter, l.issuer.Cert.NotAfter, in.now, renewBefore(in.cp)):
 			renewed = append(renewed, l.cert)
 		default:
 			continue
@@ -303,7 +299,7 @@ func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.K
 				cl, user := cfg.Clusters[ctx.Cluster], cfg.AuthInfos[ctx.AuthInfo]
 				cert, err := pki.ParseCertificate(user.ClientCertificateData)
 				if err == nil && cl.Server == u.server && bytes.Equal(cl.CertificateAuthorityData, ca.CertPEM) &&
-					cert.NotAfter.After(now.Add(renewBefore(cp))) && issuedBy(cert, ca) {
+					!pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(cp)) && issuedBy(cert, ca) {
 					return existing, false, nil
 				}
 			}

@@ -136,12 +136,7 @@ var etcdStalledReasons = map[string]bool{
 // person must act (a refused version, a missing or shared etcd, the
 // remediation limit, a pause), else reconciling.
 func readiness(s *scope, st *quorumv1alpha1.ControlPlaneStatus, desired int32) reconciler.Readiness {
-	cond := func(t string) metav1.Condition {
-		if x := meta.FindStatusCondition(st.Conditions, t); x != nil {
-			return *x
-		}
-		return metav1.Condition{Type: t, Status: metav1.ConditionUnknown}
-	}
+	cond := func(t string) metav1.Condition { return reconciler.Condition(st.Conditions, t) }
 	etcd, degraded, prog := cond(quorumv1alpha1.ConditionEtcdAvailable), cond(quorumv1alpha1.ConditionDegraded), cond(quorumv1alpha1.ConditionProgressing)
 	healthy := etcd.Status == metav1.ConditionTrue && degraded.Status == metav1.ConditionFalse &&
 		st.Replicas == desired && st.ReadyReplicas == desired && st.Version == s.cp.Spec.Version

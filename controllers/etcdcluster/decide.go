@@ -15,6 +15,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/placement"
 	"quorum.dev/quorum/internal/resources"
 	"quorum.dev/quorum/internal/version"
@@ -515,6 +516,12 @@ func decideVoterLabels(s *scope, _ health) (action, bool) {
 	return action{}, false
 }
 
+// settled says whether a restart or housekeeping step may start: every
+// voter healthy, no learner, the membership read through the leader.
+func settled(s *scope, h health) bool {
+	return h.healthyVoters == h.voters && h.learners == 0 && s.linearizable
+}
+
 // reasonSettings is the reason of restarts onto new maintenance settings.
 const reasonSettings = "MaintenanceSettings"
 
@@ -532,7 +539,7 @@ func decideSettings(s *scope, h health) (action, bool) {
 	if len(stale) == 0 {
 		return action{}, false
 	}
-	if h.healthyVoters != h.voters || h.learners > 0 || !s.linearizable {
+	if !settled(s, h) {
 		return action{kind: actWait, reason: "SettingsWaiting", message: fmt.Sprintf("restarting %s onto the new maintenance settings waits until every member is healthy", stale[0].Name)}, true
 	}
 	return restart(s, stale[0], stale[0].PodVersion, reasonSettings, "onto the new maintenance settings"), true
@@ -567,7 +574,7 @@ func decideNoSpace(s *scope, h health) (action, bool) {
 	if !s.alarmsKnown || !hasAlarm(s, "NOSPACE") {
 		return action{}, false
 	}
-	if h.healthyVoters != h.voters || h.learners > 0 || !s.linearizable {
+	if !settled(s, h) {
 		return action{kind: actWait, reason: "NoSpaceRecoveryWaiting", message: "recovering from NOSPACE waits until every member is healthy"}, true
 	}
 	var revision, largest int64
@@ -627,7 +634,7 @@ func certDue(c *quorumv1alpha1.EtcdCluster, ci certInfo, ca *x509.Certificate, n
 	if !ci.ok {
 		return true
 	}
-	return ci.notAfter.Sub(now) < renewBefore(c) && ca.NotAfter.After(ci.notAfter)
+	return pki.RenewalDue(ci.notAfter, ca.NotAfter, now, renewBefore(c))
 }
 
 // decideCertificates keeps every member's certificates out of their
@@ -655,7 +662,7 @@ func decideCertificates(s *scope, h health) (action, bool) {
 	if len(due) == 0 && len(stale) == 0 {
 		return action{}, false
 	}
-	if h.healthyVoters != h.voters || h.learners > 0 || !s.linearizable {
+	if !settled(s, h) {
 		var names []string
 		for _, m := range append(due, stale...) {
 			names = append(names, m.Name)

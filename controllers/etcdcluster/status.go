@@ -58,7 +58,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		LastDefrag:         prev.LastDefrag,
 	}
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
-		setCondition(&st.Conditions, c.Generation, t, status, reason, msg, now)
+		reconciler.SetConditionAt(&st.Conditions, c.Generation, t, status, reason, msg, now)
 	}
 	if s == nil {
 		// Bad input: nothing could be made; a person must fix the spec.
@@ -218,12 +218,7 @@ var stalledReasons = map[string]bool{
 // version asked, nothing in flight; otherwise stalled when a person must
 // act, else reconciling.
 func readiness(c *quorumv1alpha1.EtcdCluster, st *quorumv1alpha1.EtcdClusterStatus) reconciler.Readiness {
-	cond := func(t string) *metav1.Condition {
-		if x := meta.FindStatusCondition(st.Conditions, t); x != nil {
-			return x
-		}
-		return &metav1.Condition{Type: t, Status: metav1.ConditionUnknown}
-	}
+	cond := func(t string) metav1.Condition { return reconciler.Condition(st.Conditions, t) }
 	prog, avail, degraded, alarm := cond(quorumv1alpha1.ConditionProgressing), cond(quorumv1alpha1.ConditionAvailable), cond(quorumv1alpha1.ConditionDegraded), cond(quorumv1alpha1.ConditionAlarmActive)
 	unreachable := cond(quorumv1alpha1.ConditionEtcdUnreachable)
 	asked := int(st.Replicas) == desiredReplicas(c) && st.Version == c.Spec.Version && st.PendingChange == nil
@@ -361,15 +356,6 @@ func lostMessage(s *scope, h health) string {
 		return unreachableMessage(s) + "; " + quorumLostMessage(s, h)
 	}
 	return quorumLostMessage(s, h)
-}
-
-// setCondition sets a condition, its transition time from the reconciler's
-// clock.
-func setCondition(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason, msg string, now time.Time) {
-	if reason == "" {
-		reason = "Unknown"
-	}
-	meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)})
 }
 
 func pendingMessage(p *quorumv1alpha1.MembershipChange) string {

@@ -116,10 +116,7 @@ func renewalDue(c *quorumv1alpha1.EtcdCluster, certPEM []byte, ca *pki.KeyPair, 
 	if err != nil {
 		return true
 	}
-	if cert.NotAfter.Sub(now) >= renewBefore(c) {
-		return false
-	}
-	return ca.Cert.NotAfter.After(cert.NotAfter)
+	return pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(c))
 }
 
 // ensureMemberSecret issues a member's own peer and server certificates,

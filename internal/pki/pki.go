@@ -237,3 +237,12 @@ func CheckClient(certPEM, keyPEM, caPEM []byte, now time.Time) error {
 	}
 	return nil
 }
+
+// RenewalDue says whether a certificate expiring at notAfter is reissued
+// at now: inside renewBefore of its expiry, and only when a new one from
+// the CA (which expires at caNotAfter) would outlive it. A certificate
+// cannot outlive its CA, so one already ending with it is not reissued on
+// every pass: the CA must be rotated.
+func RenewalDue(notAfter, caNotAfter, now time.Time, renewBefore time.Duration) bool {
+	return notAfter.Sub(now) < renewBefore && caNotAfter.After(notAfter)
+}

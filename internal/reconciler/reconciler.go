@@ -69,10 +69,30 @@ func SetCondition(conditions *[]metav1.Condition, generation int64, conditionTyp
 	if status {
 		s = metav1.ConditionTrue
 	}
+	SetConditionAt(conditions, generation, conditionType, s, reason, msg, time.Time{})
+}
+
+// SetConditionAt sets a condition of any status (Unknown included); a
+// transition is stamped at now (the reconciler's clock), or the wall clock
+// when now is zero.
+func SetConditionAt(conditions *[]metav1.Condition, generation int64, conditionType string, status metav1.ConditionStatus, reason, msg string, now time.Time) {
 	if reason == "" {
 		reason = "Unknown"
 	}
-	meta.SetStatusCondition(conditions, metav1.Condition{Type: conditionType, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation})
+	c := metav1.Condition{Type: conditionType, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation}
+	if !now.IsZero() {
+		c.LastTransitionTime = metav1.NewTime(now)
+	}
+	meta.SetStatusCondition(conditions, c)
+}
+
+// Condition is the condition of conditionType, or one of status Unknown
+// when there is none.
+func Condition(conditions []metav1.Condition, conditionType string) metav1.Condition {
+	if c := meta.FindStatusCondition(conditions, conditionType); c != nil {
+		return *c
+	}
+	return metav1.Condition{Type: conditionType, Status: metav1.ConditionUnknown}
 }
 
 // ConditionMessage is the message of a condition, or "".
