@@ -27,9 +27,6 @@ func TestDecideCertificates(t *testing.T) {
 		return func(m *memberState) { m.Pod.CreationTimestamp = metav1.NewTime(at) }
 	}
 	born := now.Add(-48 * time.Hour)
-	all := func(opts ...func(*memberState)) map[string][]func(*memberState) {
-		return map[string][]func(*memberState){"m-a": opts, "m-b": opts, "m-c": opts}
-	}
 	for _, tc := range []struct {
 		name   string
 		s      *scope
@@ -38,11 +35,11 @@ func TestDecideCertificates(t *testing.T) {
 		reason string
 	}{
 		{"valid for a year: nothing",
-			certsOf(scopeOf(cluster(3), three(all(podsBorn(born)))...), year, born.Add(-time.Hour)), actNone, "", ""},
+			certsOf(scopeOf(cluster(3), three(allOf(podsBorn(born)))...), year, born.Add(-time.Hour)), actNone, "", ""},
 		{"inside renewBefore: the first follower's Secret is reissued",
-			certsOf(scopeOf(cluster(3), three(all(podsBorn(born)))...), now.Add(24*time.Hour), born.Add(-time.Hour)), actRenewCert, "m-b", reasonCertificateRenewal},
+			certsOf(scopeOf(cluster(3), three(allOf(podsBorn(born)))...), now.Add(24*time.Hour), born.Add(-time.Hour)), actRenewCert, "m-b", reasonCertificateRenewal},
 		{"reissued Secrets: the followers restart onto them first",
-			certsOf(scopeOf(cluster(3), three(all(podsBorn(born)))...), year, now.Add(-time.Minute)), actRestartMember, "m-b", reasonCertificateRenewal},
+			certsOf(scopeOf(cluster(3), three(allOf(podsBorn(born)))...), year, now.Add(-time.Minute)), actRestartMember, "m-b", reasonCertificateRenewal},
 		{"the leader last, after leadership moved",
 			func() *scope {
 				s := certsOf(scopeOf(cluster(3), three(map[string][]func(*memberState){"m-a": {podsBorn(born)}, "m-b": {podsBorn(now)}, "m-c": {podsBorn(now)}})...), year, now.Add(-time.Minute))
@@ -53,7 +50,7 @@ func TestDecideCertificates(t *testing.T) {
 			actWait, "", "CertificateRenewalWaiting"},
 		{"a CA expiring before the certificate: not reissued (it could not outlive the CA)",
 			func() *scope {
-				s := certsOf(scopeOf(cluster(3), three(all(podsBorn(born)))...), now.Add(24*time.Hour), born.Add(-time.Hour))
+				s := certsOf(scopeOf(cluster(3), three(allOf(podsBorn(born)))...), now.Add(24*time.Hour), born.Add(-time.Hour))
 				s.certs.ca.NotAfter = now.Add(24 * time.Hour)
 				return s
 			}(), actNone, "", ""},

@@ -89,6 +89,11 @@ func unhealthyInStatus(name string, since time.Time) func(*quorumv1alpha1.EtcdCl
 	}
 }
 
+// allOf gives the same options to all three members of three().
+func allOf(opts ...func(*memberState)) map[string][]func(*memberState) {
+	return map[string][]func(*memberState){"m-a": opts, "m-b": opts, "m-c": opts}
+}
+
 func three(opts ...map[string][]func(*memberState)) []*memberState {
 	o := map[string][]func(*memberState){}
 	if len(opts) > 0 {

@@ -19,18 +19,15 @@ func TestDecideVolumes(t *testing.T) {
 			m.Expandable = expandable
 		}
 	}
-	all := func(opts ...func(*memberState)) map[string][]func(*memberState) {
-		return map[string][]func(*memberState){"m-a": opts, "m-b": opts, "m-c": opts}
-	}
 	for _, tc := range []struct {
 		name   string
 		s      *scope
 		kind   actionKind
 		reason string
 	}{
-		{"as asked", scopeOf(cluster(3, size("8Gi")), three(all(requested("8Gi", true)))...), actNone, ""},
-		{"grown, expandable", scopeOf(cluster(3, size("16Gi")), three(all(requested("8Gi", true)))...), actResizeVolume, "VolumeResize"},
-		{"grown, the StorageClass cannot expand: said, not ignored", scopeOf(cluster(3, size("16Gi")), three(all(requested("8Gi", false)))...), actWait, "VolumeExpansionUnsupported"},
+		{"as asked", scopeOf(cluster(3, size("8Gi")), three(allOf(requested("8Gi", true)))...), actNone, ""},
+		{"grown, expandable", scopeOf(cluster(3, size("16Gi")), three(allOf(requested("8Gi", true)))...), actResizeVolume, "VolumeResize"},
+		{"grown, the StorageClass cannot expand: said, not ignored", scopeOf(cluster(3, size("16Gi")), three(allOf(requested("8Gi", false)))...), actWait, "VolumeExpansionUnsupported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := decide(tc.s)
