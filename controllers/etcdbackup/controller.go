@@ -24,6 +24,7 @@ import (
 	"quorum.dev/quorum/internal/backupjob"
 	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
+	"quorum.dev/quorum/internal/schedule"
 )
 
 // Reconciler takes snapshots, once or on a schedule, in backup pods that
@@ -132,7 +133,7 @@ func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup
 	if b.Spec.Schedule == "" {
 		due = st.LastScheduleTime == nil
 	} else {
-		sched, loc, err := parseSchedule(b.Spec.Schedule, ptr.Deref(b.Spec.TimeZone, ""))
+		sched, loc, err := schedule.Parse(b.Spec.Schedule, ptr.Deref(b.Spec.TimeZone, ""))
 		if err != nil {
 			reconciler.SetCondition(&st.Conditions, b.Generation, quorumv1alpha1.ConditionReady, false, "InvalidSchedule", err.Error())
 			return ctrl.Result{}, nil
@@ -145,19 +146,19 @@ func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup
 		if b.Spec.StartingDeadline != nil {
 			deadline = b.Spec.StartingDeadline.Duration
 		}
-		d := decideSchedule(sched, loc, last, now, deadline)
-		nt := metav1.NewTime(d.next)
-		next, requeue = &nt, d.next.Sub(now)
-		if !d.scheduledAt.IsZero() {
-			if d.missed > 0 {
-				r.Event(b, corev1.EventTypeWarning, "MissedRuns", fmt.Sprintf("%d scheduled runs were missed while the operator was down or a run was going; at most one catch-up run is taken", d.missed))
+		d := schedule.Decide(sched, loc, last, now, deadline)
+		nt := metav1.NewTime(d.Next)
+		next, requeue = &nt, d.Next.Sub(now)
+		if !d.ScheduledAt.IsZero() {
+			if d.Missed > 0 {
+				r.Event(b, corev1.EventTypeWarning, "MissedRuns", fmt.Sprintf("%d scheduled runs were missed while the operator was down or a run was going; at most one catch-up run is taken", d.Missed))
 			}
-			if d.run && !b.Spec.Suspend {
-				due, dueAt = true, d.scheduledAt
+			if d.Run && !b.Spec.Suspend {
+				due, dueAt = true, d.ScheduledAt
 			} else {
 				// Skipped (too late, or suspended): remember it so it is
 				// not considered again.
-				t := metav1.NewTime(d.scheduledAt)
+				t := metav1.NewTime(d.ScheduledAt)
 				st.LastScheduleTime = &t
 			}
 		}

@@ -1,4 +1,7 @@
-package etcdbackup
+// Package schedule reads cron schedules in a time zone and decides, with
+// CronJob's rules, when a scheduled run is due. EtcdBackup and EtcdCluster's
+// defragmentation share it.
+package schedule
 
 import (
 	"fmt"
@@ -7,21 +10,22 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// scheduleDecision is what the clock says a backup should do now.
-type scheduleDecision struct {
-	// run is true when a run is due now; scheduledAt is the time it was due.
-	run         bool
-	scheduledAt time.Time
-	// missed counts the runs that were due since the last one and are
+// Decision is what the clock says a scheduled job (a backup, a
+// defragmentation) should do now.
+type Decision struct {
+	// Run is true when a run is due now; ScheduledAt is the time it was due.
+	Run         bool
+	ScheduledAt time.Time
+	// Missed counts the runs that were due since the last one and are
 	// skipped: after downtime at most one catch-up run is taken.
-	missed int
-	// next is when the next run is due.
-	next time.Time
+	Missed int
+	// Next is when the next run is due.
+	Next time.Time
 }
 
-// parseSchedule reads a cron schedule (five fields or a descriptor) in a
+// Parse reads a cron schedule (five fields or a descriptor) in a
 // time zone (empty means UTC).
-func parseSchedule(schedule, timeZone string) (cron.Schedule, *time.Location, error) {
+func Parse(schedule, timeZone string) (cron.Schedule, *time.Location, error) {
 	loc := time.UTC
 	if timeZone != "" {
 		l, err := time.LoadLocation(timeZone)
@@ -37,34 +41,34 @@ func parseSchedule(schedule, timeZone string) (cron.Schedule, *time.Location, er
 	return sched, loc, nil
 }
 
-// decideSchedule is CronJob's rule: the most recent due time after the
+// Decide is CronJob's rule: the most recent due time after the
 // last run (or creation) that is not later than now is run if it is within
 // the starting deadline; older due times are skipped, never replayed.
 // deadline 0 means the run may start any time before the next one is due.
-func decideSchedule(sched cron.Schedule, loc *time.Location, last, now time.Time, deadline time.Duration) scheduleDecision {
-	var d scheduleDecision
+func Decide(sched cron.Schedule, loc *time.Location, last, now time.Time, deadline time.Duration) Decision {
+	var d Decision
 	var latest time.Time
 	// Bounded: a schedule every minute over a year of downtime is 525600
 	// steps; past that the oldest are not counted.
 	for t, i := sched.Next(last.In(loc)), 0; !t.After(now) && i < 600000; t, i = sched.Next(t), i+1 {
 		if !latest.IsZero() {
-			d.missed++
+			d.Missed++
 		}
 		latest = t
 	}
-	d.next = sched.Next(now.In(loc))
+	d.Next = sched.Next(now.In(loc))
 	if latest.IsZero() {
 		return d
 	}
 	if deadline == 0 {
-		deadline = d.next.Sub(latest)
+		deadline = d.Next.Sub(latest)
 	}
 	if now.Sub(latest) <= deadline {
-		d.run, d.scheduledAt = true, latest
+		d.Run, d.ScheduledAt = true, latest
 	} else {
 		// Too late even for the latest: it is missed as well.
-		d.missed++
-		d.scheduledAt = latest
+		d.Missed++
+		d.ScheduledAt = latest
 	}
 	return d
 }

@@ -1,4 +1,4 @@
-package etcdbackup
+package schedule
 
 import (
 	"testing"
@@ -30,21 +30,21 @@ func TestDecideSchedule(t *testing.T) {
 		{"@every", "@every 5m", "", utc(6, 0, 0), utc(6, 5, 1), 0, true, utc(6, 5, 0), 0, utc(6, 10, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sched, loc, err := parseSchedule(tc.schedule, tc.zone)
+			sched, loc, err := Parse(tc.schedule, tc.zone)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := decideSchedule(sched, loc, tc.last, tc.now, tc.deadline)
-			if d.run != tc.run || (!tc.at.IsZero() && !d.scheduledAt.Equal(tc.at)) || d.missed != tc.missed || !d.next.Equal(tc.next) {
-				t.Fatalf("decideSchedule = run %v at %v, missed %d, next %v; want run %v at %v, missed %d, next %v",
-					d.run, d.scheduledAt, d.missed, d.next, tc.run, tc.at, tc.missed, tc.next)
+			d := Decide(sched, loc, tc.last, tc.now, tc.deadline)
+			if d.Run != tc.run || (!tc.at.IsZero() && !d.ScheduledAt.Equal(tc.at)) || d.Missed != tc.missed || !d.Next.Equal(tc.next) {
+				t.Fatalf("Decide = run %v at %v, missed %d, next %v; want run %v at %v, missed %d, next %v",
+					d.Run, d.ScheduledAt, d.Missed, d.Next, tc.run, tc.at, tc.missed, tc.next)
 			}
 		})
 	}
-	if _, _, err := parseSchedule("* * * *", ""); err == nil {
+	if _, _, err := Parse("* * * *", ""); err == nil {
 		t.Error("a four-field schedule parsed")
 	}
-	if _, _, err := parseSchedule("@daily", "Mars/Olympus"); err == nil {
+	if _, _, err := Parse("@daily", "Mars/Olympus"); err == nil {
 		t.Error("an unknown time zone parsed")
 	}
 }
