@@ -146,6 +146,51 @@ type EtcdMaintenance struct {
 	// autoCompaction is etcd's automatic compaction of key history.
 	// +optional
 	AutoCompaction *AutoCompaction `json:"autoCompaction,omitempty"`
+
+	// defrag defragments members' databases, one member at a time,
+	// followers first and the leader last after leadership moved, only
+	// while every member is healthy: every member on a schedule, and any
+	// member whose fragmentation passes a threshold.
+	// +optional
+	Defrag *DefragPolicy `json:"defrag,omitempty"`
+}
+
+// DefragPolicy says when members' databases are defragmented: a
+// defragmentation rewrites a member's database without its free pages,
+// giving the space back to the volume.
+// +kubebuilder:validation:XValidation:rule="has(self.schedule) || has(self.whenFragmentedAbove)",message="defrag: set a schedule, whenFragmentedAbove, or both"
+// +kubebuilder:validation:XValidation:rule="has(self.schedule) || !has(self.timeZone)",message="defrag.timeZone is only used with a schedule"
+// +kubebuilder:validation:XValidation:rule="has(self.whenFragmentedAbove) || !has(self.minReclaimable)",message="defrag.minReclaimable is only used with whenFragmentedAbove"
+type DefragPolicy struct {
+	// schedule in cron format (minute hour day-of-month month day-of-week),
+	// read as EtcdBackup reads its schedule: every member is defragmented
+	// once per run; after downtime at most one catch-up run is taken.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('(?i)^(([*]|([0-5]?[0-9])(-([0-5]?[0-9]))?)(/[0-9]{1,2})?(,([*]|([0-5]?[0-9])(-([0-5]?[0-9]))?)(/[0-9]{1,2})?)*) +(([*]|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]{1,2})?(,([*]|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]{1,2})?)*) +([?]|([*]|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]{1,2})?(,([*]|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]{1,2})?)*) +(([*]|(0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)(-(0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))?)(/[0-9]{1,2})?(,([*]|(0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)(-(0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))?)(/[0-9]{1,2})?)*) +([?]|([*]|([0-7]|sun|mon|tue|wed|thu|fri|sat)(-([0-7]|sun|mon|tue|wed|thu|fri|sat))?)(/[0-9]{1,2})?(,([*]|([0-7]|sun|mon|tue|wed|thu|fri|sat)(-([0-7]|sun|mon|tue|wed|thu|fri|sat))?)(/[0-9]{1,2})?)*)$') || self.matches('^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$|^@every ([0-9]+(ns|us|ms|s|m|h))+$')",message="schedule must be a cron expression of five fields (minute hour day-of-month month day-of-week) such as \"0 */6 * * *\", or @hourly, @daily, @weekly, @monthly, @yearly or @every <duration>"
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// timeZone the schedule is read in, an IANA name such as Europe/Paris.
+	// Empty means UTC.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][-+A-Za-z0-9_]*(/[-+A-Za-z0-9_]+)*$')",message="timeZone must be an IANA time zone name such as UTC or Europe/Paris"
+	// +optional
+	TimeZone *string `json:"timeZone,omitempty"`
+
+	// whenFragmentedAbove defragments a member once the share of its
+	// database that is free pages (dbSize - dbSizeInUse, of dbSize) passes
+	// this percentage, such as "45%", and at least minReclaimable bytes
+	// would come back.
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]?%$`
+	// +optional
+	WhenFragmentedAbove string `json:"whenFragmentedAbove,omitempty"`
+
+	// minReclaimable is the least a threshold defragmentation must give
+	// back (default 16Mi), so small databases are not rewritten for
+	// nothing.
+	// +kubebuilder:validation:XValidation:rule="quantity(self).compareTo(quantity('0')) >= 0",message="defrag.minReclaimable must not be negative"
+	// +optional
+	MinReclaimable *resource.Quantity `json:"minReclaimable,omitempty"`
 }
 
 // AutoCompaction is etcd's --auto-compaction-mode and -retention.
@@ -332,6 +377,24 @@ type DefragStatus struct {
 	ReclaimedBytes int64 `json:"reclaimedBytes"`
 }
 
+// ScheduledDefragStatus is a scheduled defragmentation of every member.
+type ScheduledDefragStatus struct {
+	// lastScheduleTime is the due time of the run under way or last made.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// defragmented are the members done in that run, in order.
+	// +optional
+	// +listType=atomic
+	Defragmented []string `json:"defragmented,omitempty"`
+	// completionTime is when every member was done; absent while the run
+	// is under way.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// nextScheduleTime is when the next run is due.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+}
+
 // AlarmStatus is an alarm etcd reports.
 type AlarmStatus struct {
 	// member that raised the alarm.
@@ -396,6 +459,11 @@ type EtcdClusterStatus struct {
 	// recovery): the revision history was discarded before, and when.
 	// +optional
 	LastCompaction *CompactionStatus `json:"lastCompaction,omitempty"`
+	// scheduledDefrag is the progress of spec.maintenance.defrag.schedule:
+	// the run under way or last finished, and when the next is due.
+	// +optional
+	ScheduledDefrag *ScheduledDefragStatus `json:"scheduledDefrag,omitempty"`
+
 	// lastDefrag is the last defragmentation the operator made: when, and
 	// how many bytes it gave back.
 	// +optional

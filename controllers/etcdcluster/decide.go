@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/placement"
 	"quorum.dev/quorum/internal/resources"
+	"quorum.dev/quorum/internal/schedule"
 	"quorum.dev/quorum/internal/version"
 )
 
@@ -51,7 +53,7 @@ const (
 	actRenewCert       actionKind = "RenewCertificate" // reissue a member's certificates in its Secret
 	actResizeVolume    actionKind = "ResizeVolume"     // ask a member's volume for spec.storage.size
 	actCompact         actionKind = "Compact"          // NOSPACE: discard the key history
-	actDefrag          actionKind = "Defragment"       // NOSPACE: give a member's free pages back
+	actDefrag          actionKind = "Defragment"       // give a member's free pages back (NOSPACE, schedule, threshold)
 	actDisarm          actionKind = "DisarmAlarm"      // NOSPACE: space is back, writes may resume
 
 	actWait actionKind = "Wait" // nothing safe to do: conditions say why
@@ -70,6 +72,9 @@ type action struct {
 	version, fromVersion string
 	// revision is the revision a compaction goes to.
 	revision int64
+	// scheduledAt is the due time of the scheduled defragmentation a
+	// defragmentation belongs to.
+	scheduledAt time.Time
 	// message explains the action or the wait, for events and conditions.
 	message string
 }
@@ -347,6 +352,7 @@ func decide(s *scope) action {
 		decideUpgrade,      // toward spec.version, one member at a time
 		decideRebalance,    // the spread restored once a lost zone is back
 		decideVolumes,      // volumes grown to spec.storage.size where the StorageClass allows
+		decideDefrag,       // defragmentation on a schedule or past a fragmentation threshold
 	} {
 		if a, ok := d(s, h); ok {
 			return a
@@ -596,13 +602,8 @@ func decideNoSpace(s *scope, h health) (action, bool) {
 		// Each member once since the compaction: its freed pages do not
 		// show in its figures until it writes again.
 		if r := reclaimable(m); (lc != nil && !slices.Contains(lc.Defragmented, m.Name)) || r >= max(m.Status.DBSize/10, 1<<20) {
-			if m.Leader {
-				if to := transferee(s, m.Name); to != nil {
-					return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, message: fmt.Sprintf("moving leadership from %s to %s before defragmenting it", m.Name, to.Name)}, true
-				}
-			}
-			return action{kind: actDefrag, member: m.Name, reason: "NoSpaceRecovery", message: fmt.Sprintf(
-				"NOSPACE: defragmenting %s (%d bytes, %d reported free)", m.Name, m.Status.DBSize, r)}, true
+			return defragStep(s, m, action{reason: "NoSpaceRecovery", message: fmt.Sprintf(
+				"NOSPACE: defragmenting %s (%d bytes, %d reported free)", m.Name, m.Status.DBSize, r)}), true
 		}
 	}
 	quota := quotaBytes(c)
@@ -613,6 +614,135 @@ func decideNoSpace(s *scope, h health) (action, bool) {
 	return action{kind: actWait, reason: "NoSpaceLiveData", message: fmt.Sprintf(
 		"the database of %s holds %d bytes after compaction and defragmentation, over 80%% of quotaBackendBytes (%d): the space is live data; delete data or raise spec.maintenance.quotaBackendBytes",
 		biggest, largest, quota)}, true
+}
+
+// defragStep defragments m (a carries the reason and message), or first
+// moves leadership off it: the leader is defragmented last, as a follower.
+func defragStep(s *scope, m *memberState, a action) action {
+	if m.Leader {
+		if to := transferee(s, m.Name); to != nil {
+			return action{kind: actMoveLeader, member: m.Name, transferee: to.Name, reason: a.reason,
+				message: fmt.Sprintf("moving leadership from %s to %s before defragmenting it", m.Name, to.Name)}
+		}
+	}
+	a.kind, a.member = actDefrag, m.Name
+	return a
+}
+
+// Reasons of the defragmentations spec.maintenance.defrag asks for.
+const (
+	reasonScheduledDefrag = "ScheduledDefrag"
+	reasonFragmented      = "Fragmented"
+)
+
+// defaultMinReclaimable is the least a threshold defragmentation gives
+// back when spec.maintenance.defrag.minReclaimable is not set.
+const defaultMinReclaimable = 16 << 20
+
+// decideDefrag defragments members as spec.maintenance.defrag asks, one
+// member a pass, followers first and the leader last after leadership
+// moved, only while every member is healthy: every voter once for a
+// scheduled run that is due, and any voter whose free pages pass
+// whenFragmentedAbove and minReclaimable.
+func decideDefrag(s *scope, h health) (action, bool) {
+	c := s.cluster
+	p := c.Spec.Maintenance.Defrag
+	if p == nil {
+		return action{}, false
+	}
+	var todo *memberState
+	var a action
+	due, err := scheduledDefragDue(s)
+	if err != nil {
+		return action{kind: actWait, reason: "DefragScheduleInvalid", message: "spec.maintenance.defrag: " + err.Error()}, true
+	}
+	if !due.IsZero() {
+		done := scheduledDefragDone(c, due)
+		for _, m := range restartOrder(s, s.voters()) {
+			if !slices.Contains(done, m.Name) {
+				todo = m
+				a = action{reason: reasonScheduledDefrag, scheduledAt: due, message: fmt.Sprintf(
+					"scheduled defragmentation of %s: defragmenting %s (%d bytes, %d reported free)", due.UTC().Format(time.RFC3339), m.Name, dbSize(m), reclaimable(m))}
+				break
+			}
+		}
+	}
+	if todo == nil && p.WhenFragmentedAbove != "" {
+		pct, _ := strconv.Atoi(strings.TrimSuffix(p.WhenFragmentedAbove, "%"))
+		least := int64(defaultMinReclaimable)
+		if p.MinReclaimable != nil {
+			least = p.MinReclaimable.Value()
+		}
+		for _, m := range restartOrder(s, s.voters()) {
+			if r := reclaimable(m); m.Status != nil && r >= least && r*100 > int64(pct)*m.Status.DBSize {
+				todo = m
+				a = action{reason: reasonFragmented, message: fmt.Sprintf(
+					"defragmenting %s: %d of its %d bytes are free pages, over %s", m.Name, r, m.Status.DBSize, p.WhenFragmentedAbove)}
+				break
+			}
+		}
+	}
+	if todo == nil {
+		return action{}, false
+	}
+	if !settled(s, h) {
+		return action{kind: actWait, reason: "DefragWaiting", message: fmt.Sprintf("defragmenting %s waits until every member is healthy", todo.Name)}, true
+	}
+	return defragStep(s, todo, a), true
+}
+
+// scheduledDefragDue is the due time of the scheduled defragmentation to
+// work on now: the run under way, or the one the schedule says is due
+// (CronJob's rules, counted from the last run or the cluster's creation).
+// Zero when none.
+func scheduledDefragDue(s *scope) (time.Time, error) {
+	c := s.cluster
+	p := c.Spec.Maintenance.Defrag
+	if p == nil || p.Schedule == "" {
+		return time.Time{}, nil
+	}
+	st := c.Status.ScheduledDefrag
+	if st != nil && st.LastScheduleTime != nil && st.CompletionTime == nil && !scheduledDefragComplete(s, st.Defragmented) {
+		return st.LastScheduleTime.Time, nil
+	}
+	sched, loc, err := schedule.Parse(p.Schedule, ptr.Deref(p.TimeZone, ""))
+	if err != nil {
+		return time.Time{}, err
+	}
+	last := c.CreationTimestamp.Time
+	if st != nil && st.LastScheduleTime != nil {
+		last = st.LastScheduleTime.Time
+	}
+	if d := schedule.Decide(sched, loc, last, s.now, 0); d.Run {
+		return d.ScheduledAt, nil
+	}
+	return time.Time{}, nil
+}
+
+// scheduledDefragDone are the members already defragmented in the run due
+// at due.
+func scheduledDefragDone(c *quorumv1alpha1.EtcdCluster, due time.Time) []string {
+	if st := c.Status.ScheduledDefrag; st != nil && st.LastScheduleTime != nil && st.LastScheduleTime.Time.Equal(due) {
+		return st.Defragmented
+	}
+	return nil
+}
+
+// scheduledDefragComplete says whether every voter is among done.
+func scheduledDefragComplete(s *scope, done []string) bool {
+	for _, m := range s.voters() {
+		if !slices.Contains(done, m.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+func dbSize(m *memberState) int64 {
+	if m.Status == nil {
+		return 0
+	}
+	return m.Status.DBSize
 }
 
 func hasAlarm(s *scope, alarm string) bool {

@@ -772,3 +772,73 @@ func TestEtcdClusterNoSpaceRecovery(t *testing.T) {
 	}
 	t.Fatal("members did not all restart with --quota-backend-bytes=4294967296")
 }
+
+// TestEtcdClusterScheduledDefrag: a due schedule defragments every member
+// once, the leader last after leadership moved, records the run and keeps
+// the cluster Ready; a member past whenFragmentedAbove is defragmented
+// alone.
+func TestEtcdClusterScheduledDefrag(t *testing.T) {
+	c, ns := threeMembers(t, "etcd-defrag", func(ec *quorumv1alpha1.EtcdCluster) {
+		ec.Spec.Maintenance.Defrag = &quorumv1alpha1.DefragPolicy{Schedule: "0 3 * * *", WhenFragmentedAbove: "45%", MinReclaimable: ptr.To(resource.MustParse("1Mi"))}
+	})
+	ctx := context.Background()
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	ec := converge(t, r, c, ns, f, 3)
+	leader := ec.Status.Leader
+	if st := ec.Status.ScheduledDefrag; st == nil || st.NextScheduleTime == nil || st.NextScheduleTime.UTC().Hour() != 3 {
+		t.Fatalf("status.scheduledDefrag %+v: want the next run at 03:00", st)
+	}
+
+	// The clock reaches the due time.
+	due := ec.Status.ScheduledDefrag.NextScheduleTime.Time
+	r.Now = func() time.Time { return due.Add(30 * time.Second) }
+	calls := len(f.Calls())
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	for i := 0; i < 20; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+			t.Fatal(err)
+		}
+		if !meta.IsStatusConditionTrue(ec.Status.Conditions, quorumv1alpha1.ConditionReady) {
+			t.Fatalf("Ready during a scheduled defragmentation: %+v", meta.FindStatusCondition(ec.Status.Conditions, quorumv1alpha1.ConditionReady))
+		}
+		if st := ec.Status.ScheduledDefrag; st != nil && st.CompletionTime != nil {
+			break
+		}
+	}
+	st := ec.Status.ScheduledDefrag
+	if st == nil || st.CompletionTime == nil || st.LastScheduleTime == nil || !st.LastScheduleTime.Time.Equal(due) {
+		t.Fatalf("status.scheduledDefrag %+v: want the run due %v completed", st, due)
+	}
+	if len(st.Defragmented) != 3 || st.Defragmented[2] != leader {
+		t.Fatalf("defragmented %v: want every member once, the leader %s last", st.Defragmented, leader)
+	}
+	got := strings.Join(f.Calls()[calls:], ", ")
+	if strings.Count(got, "defrag ") != 3 {
+		t.Fatalf("etcd calls %q: want three defragmentations", got)
+	}
+	if i, j := strings.Index(got, "move-leader"), strings.Index(got, "defrag "+leader); i < 0 || j < i {
+		t.Fatalf("etcd calls %q: the leader %s is defragmented last, after leadership moved", got, leader)
+	}
+	if !st.NextScheduleTime.Time.Equal(due.Add(24 * time.Hour)) {
+		t.Fatalf("next run %v, want %v", st.NextScheduleTime, due.Add(24*time.Hour))
+	}
+
+	// Later the same day nothing is due; one fragmented member is
+	// defragmented alone.
+	r.Now = func() time.Time { return due.Add(2 * time.Hour) }
+	follower := st.Defragmented[0]
+	f.Fragment(follower, 100<<20, 40<<20)
+	calls = len(f.Calls())
+	for i := 0; i < 5; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+	}
+	if got := strings.Join(f.Calls()[calls:], ", "); strings.Count(got, "defrag ") != 1 || !strings.Contains(got, "defrag "+follower) {
+		t.Fatalf("etcd calls %q: want %s defragmented, alone", got, follower)
+	}
+}

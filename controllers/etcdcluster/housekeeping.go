@@ -13,7 +13,8 @@ import (
 	"quorum.dev/quorum/internal/resources"
 )
 
-// Housekeeping steps: recovery from NOSPACE, decided by decideNoSpace.
+// Housekeeping steps: recovery from NOSPACE (decided by decideNoSpace)
+// and defragmentation (decideDefrag).
 
 // defragTimeout bounds one member's defragmentation: it rewrites the
 // whole database.
@@ -53,8 +54,25 @@ func (r *Reconciler) defragment(ctx context.Context, s *scope, a action) error {
 	if lc := c.Status.LastCompaction; lc != nil && !slices.Contains(lc.Defragmented, m.Name) {
 		lc.Defragmented = append(lc.Defragmented, m.Name)
 	}
-	r.Event(c, corev1.EventTypeNormal, "Defragmented", fmt.Sprintf("defragmented %s: %d bytes given back", m.Name, reclaimed))
-	return nil
+	if !a.scheduledAt.IsZero() {
+		st := c.Status.ScheduledDefrag
+		if st == nil || st.LastScheduleTime == nil || !st.LastScheduleTime.Time.Equal(a.scheduledAt) {
+			at := metav1.NewTime(a.scheduledAt)
+			st = &quorumv1alpha1.ScheduledDefragStatus{LastScheduleTime: &at}
+			c.Status.ScheduledDefrag = st
+		}
+		st.Defragmented = append(st.Defragmented, m.Name)
+		if scheduledDefragComplete(s, st.Defragmented) {
+			done := metav1.NewTime(s.now)
+			st.CompletionTime = &done
+		}
+	}
+	defrags.WithLabelValues(c.Namespace, c.Name, a.reason).Inc()
+	if reclaimed > 0 {
+		defragReclaimed.WithLabelValues(c.Namespace, c.Name).Add(float64(reclaimed))
+	}
+	r.Event(c, corev1.EventTypeNormal, "Defragmented", fmt.Sprintf("defragmented %s (%s): %d bytes given back", m.Name, a.reason, reclaimed))
+	return r.persist(ctx, s)
 }
 
 // disarm clears the NOSPACE alarms: every database is back under the

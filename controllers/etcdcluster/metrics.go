@@ -35,6 +35,14 @@ var (
 		Name: "quorum_etcd_certificate_expiry_timestamp_seconds",
 		Help: "When each certificate the operator issued for an EtcdCluster expires (ca, client, each member), in seconds since the epoch.",
 	}, []string{"namespace", "cluster", "certificate"})
+	defrags = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorum_etcd_defragmentations_total",
+		Help: "Member databases defragmented, by reason (NoSpaceRecovery, ScheduledDefrag, Fragmented).",
+	}, []string{"namespace", "cluster", "reason"})
+	defragReclaimed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorum_etcd_defragmentation_reclaimed_bytes_total",
+		Help: "Bytes member databases shrank by in defragmentations.",
+	}, []string{"namespace", "cluster"})
 	quorumLostGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "quorum_etcd_quorum_lost",
 		Help: "1 while fewer than a majority of voters are healthy.",
@@ -42,5 +50,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge, certificateExpiry)
+	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge, certificateExpiry, defrags, defragReclaimed)
 }

@@ -11,11 +11,13 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
 	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
+	"quorum.dev/quorum/internal/schedule"
 	"quorum.dev/quorum/internal/version"
 )
 
@@ -56,6 +58,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		FailedUpgrade:      prev.FailedUpgrade,
 		LastCompaction:     prev.LastCompaction,
 		LastDefrag:         prev.LastDefrag,
+		ScheduledDefrag:    nextScheduledDefrag(c, now),
 	}
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
 		reconciler.SetConditionAt(&st.Conditions, c.Generation, t, status, reason, msg, now)
@@ -213,6 +216,29 @@ var stalledReasons = map[string]bool{
 	"VolumeExpansionUnsupported": true,
 }
 
+// housekeepingReasons are the reasons of work a healthy cluster does
+// without ceasing to be what its spec asks.
+var housekeepingReasons = map[string]bool{reasonScheduledDefrag: true, reasonFragmented: true}
+
+// nextScheduledDefrag is status.scheduledDefrag with when the next run is
+// due; nil without a defragmentation schedule.
+func nextScheduledDefrag(c *quorumv1alpha1.EtcdCluster, now time.Time) *quorumv1alpha1.ScheduledDefragStatus {
+	p := c.Spec.Maintenance.Defrag
+	if p == nil || p.Schedule == "" {
+		return nil
+	}
+	st := c.Status.ScheduledDefrag.DeepCopy()
+	if st == nil {
+		st = &quorumv1alpha1.ScheduledDefragStatus{}
+	}
+	st.NextScheduleTime = nil
+	if sched, loc, err := schedule.Parse(p.Schedule, ptr.Deref(p.TimeZone, "")); err == nil {
+		next := metav1.NewTime(sched.Next(now.In(loc)).UTC())
+		st.NextScheduleTime = &next
+	}
+	return st
+}
+
 // readiness is the cluster's Ready, from the conditions just computed: True
 // when it serves with every member healthy, as many voters as asked at the
 // version asked, nothing in flight; otherwise stalled when a person must
@@ -238,7 +264,9 @@ func readiness(c *quorumv1alpha1.EtcdCluster, st *quorumv1alpha1.EtcdClusterStat
 		return reconciler.Readiness{Stalled: true, Reason: reconciler.ReasonPaused, Message: prog.Message}
 	case stalledReasons[prog.Reason]:
 		return reconciler.Readiness{Stalled: true, Reason: prog.Reason, Message: prog.Message}
-	case healthy && asked && prog.Status == metav1.ConditionFalse:
+	case healthy && asked && (prog.Status == metav1.ConditionFalse || housekeepingReasons[prog.Reason]):
+		// Housekeeping on a healthy cluster that is as asked leaves it
+		// ready: Progressing says what is being done.
 		return reconciler.Readiness{Ready: true, Reason: "Ready", Message: avail.Message}
 	case prog.Status == metav1.ConditionTrue || !asked:
 		return reconciler.Readiness{Reason: prog.Reason, Message: prog.Message}

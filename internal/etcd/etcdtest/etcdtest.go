@@ -351,3 +351,13 @@ func (f *Cluster) Fill(dbSize, live int64) {
 		m.dbSize, m.inUse = dbSize, dbSize
 	}
 }
+
+// Fragment makes member name's database dbSize bytes, of which inUse are
+// in use (the rest free pages a defragmentation gives back).
+func (f *Cluster) Fragment(name string, dbSize, inUse int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.byName(name); m != nil {
+		m.dbSize, m.inUse = dbSize, inUse
+	}
+}
