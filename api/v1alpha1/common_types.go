@@ -61,7 +61,10 @@ type PodTemplate struct {
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
 
-	// resources of the main container(s).
+	// resources of the main container: etcd's in an EtcdCluster,
+	// kube-apiserver's in a ControlPlane. Requests not given default to
+	// 100m CPU and 256Mi memory; a resource with only a limit gets no
+	// default request (Kubernetes makes the request the limit).
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -152,6 +153,12 @@ type StackedEtcd struct {
 	// +kubebuilder:default={}
 	// +optional
 	Storage EtcdStorage `json:"storage"`
+
+	// resources of each etcd member's container (podTemplate.resources is
+	// the apiserver's). Requests not given default to 100m CPU and 256Mi
+	// memory.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // ExternalEtcd is an etcd cluster the operator does not manage.
@@ -215,6 +222,13 @@ type ComponentSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9][-a-z0-9.]*$'))",message="extraArgs keys are flag names without leading dashes, such as audit-log-path"
 	// +optional
 	ExtraArgs map[string]string `json:"extraArgs,omitempty"`
+
+	// resources of the component's container. Requests not given default
+	// to kube-apiserver 100m CPU and 256Mi memory (or podTemplate.resources
+	// for kube-apiserver), kube-controller-manager 50m and 128Mi,
+	// kube-scheduler 20m and 64Mi.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // ReplicaStatus is one control-plane replica as observed.

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -54,6 +55,14 @@ type EtcdBackupSpec struct {
 	// destination is where snapshots are written: exactly one of volume or s3.
 	// +required
 	Destination BackupDestination `json:"destination"`
+
+	// resources of the backup pods (and of the pods that fetch a snapshot
+	// to restore). Requests not given default to 50m CPU and 64Mi memory;
+	// the memory limit to 256Mi. The pods' spool (/tmp) is limited to the
+	// size a snapshot of the cluster can reach: its quotaBackendBytes (or
+	// largest member database) and a quarter more.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // BackupRetention says which snapshots are kept. Old snapshots are deleted

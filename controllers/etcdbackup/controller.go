@@ -326,7 +326,9 @@ func (r *Reconciler) backupPod(b *quorumv1alpha1.EtcdBackup, c *quorumv1alpha1.E
 		"--keep-last=" + strconv.Itoa(int(keep)), "--tls-dir=/etc/quorum/etcd-client"}
 	run := strconv.FormatInt(now.Unix(), 10)
 	labels := map[string]string{labelBackup: b.Name, labelBackupRun: run, labelBackupOf: c.Name, resources.LabelManagedBy: "quorum"}
-	pod := backupjob.Pod(r.Image, b.Namespace, b.Name+"-"+run, labels, resources.ClientSecretOf(c), b.Spec.Destination, args)
+	pod := backupjob.Pod(backupjob.PodSpec{Image: r.Image, Namespace: b.Namespace, Name: b.Name + "-" + run, Labels: labels,
+		EtcdClientSecret: resources.ClientSecretOf(c), Destination: b.Spec.Destination, Args: args,
+		Resources: b.Spec.Resources, Spool: backupjob.SpoolLimit(c)})
 	return pod, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -108,7 +109,8 @@ func (r *Reconciler) verifyPod(s *scope) *corev1.Pod {
 	c, o := s.cluster, s.restore
 	labels := map[string]string{labelRestoreVerify: c.Name, resources.LabelManagedBy: "quorum"}
 	args := []string{"backup-job", "fetch", "--name=" + o.snapshot.Name, "--sha256=" + o.snapshot.SHA256, "--spool-dir=/tmp"}
-	return backupjob.Pod(r.Image, c.Namespace, c.Name+"-restore-verify", labels, "", o.backup.Spec.Destination, args)
+	return backupjob.Pod(backupjob.PodSpec{Image: r.Image, Namespace: c.Namespace, Name: c.Name + "-restore-verify", Labels: labels,
+		Destination: o.backup.Spec.Destination, Args: args, Resources: o.backup.Spec.Resources, Spool: restoreSpool(c, o.snapshot.SizeBytes)})
 }
 
 // restoreSource is the first member's restore step: the init containers
@@ -123,7 +125,8 @@ func (r *Reconciler) restoreSource(s *scope, member string) (*resources.RestoreS
 		return nil, fmt.Errorf("the EtcdBackup %s of the restore is gone", rs.Backup)
 	}
 	args := []string{"backup-job", "fetch", "--name=" + rs.Snapshot, "--sha256=" + rs.SHA256, "--out=/var/lib/etcd/restore/snapshot.db", "--spool-dir=/tmp"}
-	fetch := backupjob.Pod(r.Image, c.Namespace, member, nil, "", b.Spec.Destination, args)
+	fetch := backupjob.Pod(backupjob.PodSpec{Image: r.Image, Namespace: c.Namespace, Name: member,
+		Destination: b.Spec.Destination, Args: args, Resources: b.Spec.Resources, Spool: restoreSpool(c, snapshotSize(b, rs.Snapshot))})
 	return &resources.RestoreSource{Fetch: fetch.Spec.Containers[0], Volumes: fetch.Spec.Volumes}, nil
 }
 
@@ -142,4 +145,24 @@ func (r *Reconciler) recordVerified(ctx context.Context, s *scope) error {
 	}
 	r.Event(c, corev1.EventTypeNormal, "SnapshotVerified", fmt.Sprintf("snapshot %s (revision %d) fetched from %s and verified", rs.Snapshot, rs.Revision, rs.Location))
 	return client.IgnoreNotFound(r.Delete(ctx, o.verifyPod))
+}
+
+// restoreSpool is the spool a restore pod needs: the snapshot's size (when
+// known) or the cluster's quota, and a quarter more.
+func restoreSpool(c *quorumv1alpha1.EtcdCluster, snapshotBytes int64) resource.Quantity {
+	q := backupjob.SpoolLimit(c)
+	if n := snapshotBytes + snapshotBytes/4; n > q.Value() {
+		return *resource.NewQuantity(n, resource.BinarySI)
+	}
+	return q
+}
+
+// snapshotSize is the size b lists for its snapshot name; 0 if unlisted.
+func snapshotSize(b *quorumv1alpha1.EtcdBackup, name string) int64 {
+	for _, sn := range b.Status.Snapshots {
+		if sn.Name == name {
+			return sn.SizeBytes
+		}
+	}
+	return 0
 }

@@ -11,18 +11,56 @@ import (
 	"k8s.io/utils/ptr"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/resources"
 )
 
 // PodDeadline bounds one run of a backup pod; a pod past it is stopped and
 // the run counts as failed.
 const PodDeadline = time.Hour
 
+// PodSpec is what a backup pod is made of.
+type PodSpec struct {
+	Image, Namespace, Name string
+	Labels                 map[string]string
+	// EtcdClientSecret is the Secret of the etcd client certificate, if
+	// the pod talks to etcd.
+	EtcdClientSecret string
+	Destination      quorumv1alpha1.BackupDestination
+	Args             []string
+	// Resources are the EtcdBackup's; defaults fill what it does not say.
+	Resources *corev1.ResourceRequirements
+	// Spool bounds the spool directory: the largest snapshot expected.
+	Spool resource.Quantity
+}
+
+// SpoolLimit is the spool a snapshot of c needs: its quota (or its largest
+// member database, if larger) and a quarter more.
+func SpoolLimit(c *quorumv1alpha1.EtcdCluster) resource.Quantity {
+	size := int64(2 << 30) // etcd's default quota
+	if q := c.Spec.Maintenance.QuotaBackendBytes; q != nil {
+		size = q.Value()
+	}
+	for _, m := range c.Status.Members {
+		size = max(size, m.DBSizeBytes)
+	}
+	return *resource.NewQuantity(size+size/4, resource.BinarySI)
+}
+
 // Pod builds a pod running `manager backup-job ...` against a destination:
 // the volume mounted at /backup, or S3 credentials from their Secret; a
-// spool emptyDir; the etcd client Secret when given. Backup, restore-verify
-// and restore-fetch pods are all built here.
-func Pod(image, namespace, name string, labels map[string]string, etcdClientSecret string, d quorumv1alpha1.BackupDestination, args []string) *corev1.Pod {
-	volumes := []corev1.Volume{{Name: "spool", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+// spool emptyDir of bounded size; the etcd client Secret when given.
+// Backup, restore-verify and restore-fetch pods are all built here.
+func Pod(p PodSpec) *corev1.Pod {
+	image, namespace, name, labels, etcdClientSecret, d, args := p.Image, p.Namespace, p.Name, p.Labels, p.EtcdClientSecret, p.Destination, p.Args
+	spool := &corev1.EmptyDirVolumeSource{}
+	if !p.Spool.IsZero() {
+		spool.SizeLimit = &p.Spool
+	}
+	res := corev1.ResourceRequirements{Requests: resources.BackupRequests.DeepCopy(), Limits: corev1.ResourceList{corev1.ResourceMemory: resources.BackupMemoryLimit}}
+	if p.Resources != nil {
+		res = resources.WithDefaultRequests(*p.Resources, resources.BackupRequests)
+	}
+	volumes := []corev1.Volume{{Name: "spool", VolumeSource: corev1.VolumeSource{EmptyDir: spool}}}
 	mounts := []corev1.VolumeMount{{Name: "spool", MountPath: "/tmp"}}
 	var env []corev1.EnvVar
 	if etcdClientSecret != "" {
@@ -64,10 +102,7 @@ func Pod(image, namespace, name string, labels map[string]string, etcdClientSecr
 			Containers: []corev1.Container{{
 				Name: "backup", Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
 				Command: []string{"/manager"}, Args: args, Env: env, VolumeMounts: mounts,
-				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-				},
+				Resources: res,
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

@@ -300,13 +300,15 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 	// Only a replica whose apiserver answers /readyz (etcd reachable,
 	// informers synced) takes traffic from the endpoint.
 	api.ReadinessProbe = probe("/readyz", APIServerPort, 2, 2, 0)
-	api.Resources = cp.Spec.PodTemplate.Resources
+	api.Resources = WithDefaultRequests(componentResources(cp.Spec.APIServer, cp.Spec.PodTemplate.Resources), APIServerRequests)
 	kcm := container("kube-controller-manager", controllerManager, 10257, pkiMount,
 		corev1.VolumeMount{Name: "controller-manager-kubeconfig", MountPath: kubeconfigDir + "/controller-manager", ReadOnly: true})
 	kcm.LivenessProbe.HTTPGet.Path = "/healthz"
+	kcm.Resources = WithDefaultRequests(componentResources(cp.Spec.ControllerManager, corev1.ResourceRequirements{}), ControllerManagerRequests)
 	sched := container("kube-scheduler", scheduler, 10259,
 		corev1.VolumeMount{Name: "scheduler-kubeconfig", MountPath: kubeconfigDir + "/scheduler", ReadOnly: true})
 	sched.LivenessProbe.HTTPGet.Path = "/healthz"
+	sched.Resources = WithDefaultRequests(componentResources(cp.Spec.Scheduler, corev1.ResourceRequirements{}), SchedulerRequests)
 
 	secret := func(name, secretName string) corev1.Volume {
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -411,8 +413,11 @@ func StackedEtcdCluster(cp *quorumv1alpha1.ControlPlane) *quorumv1alpha1.EtcdClu
 		template.Labels = map[string]string{}
 	}
 	maps.Copy(template.Labels, ControlPlaneLabels(cp.Name))
-	// The template's resources are the apiserver's; etcd keeps its own.
+	// The template's resources are the apiserver's; etcd has its own.
 	template.Resources = corev1.ResourceRequirements{}
+	if st.Resources != nil {
+		template.Resources = *st.Resources.DeepCopy()
+	}
 	return &quorumv1alpha1.EtcdCluster{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: StackedEtcdName(cp.Name), Namespace: cp.Namespace,
@@ -461,4 +466,12 @@ func SecretsHash(secrets ...map[string][]byte) string {
 // own member, in the same pod.
 func StackedEtcdAccess() EtcdAccess {
 	return EtcdAccess{Servers: fmt.Sprintf("https://127.0.0.1:%d", ClientPort)}
+}
+
+// componentResources is a component's own resources, else fallback.
+func componentResources(c quorumv1alpha1.ComponentSpec, fallback corev1.ResourceRequirements) corev1.ResourceRequirements {
+	if c.Resources != nil {
+		return *c.Resources.DeepCopy()
+	}
+	return fallback
 }

@@ -263,7 +263,7 @@ func (p MemberPod) Pod() *corev1.Pod {
 					TimeoutSeconds:      5,
 					FailureThreshold:    8,
 				},
-				Resources: c.Spec.PodTemplate.Resources,
+				Resources: WithDefaultRequests(c.Spec.PodTemplate.Resources, EtcdRequests),
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false),
 					ReadOnlyRootFilesystem:   ptr.To(true),

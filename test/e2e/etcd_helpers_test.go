@@ -223,6 +223,18 @@ type writer struct {
 	mu       sync.Mutex
 	acked    map[string]string
 	failures int
+	// lastAck is when the newest write was acknowledged; longestGap the
+	// longest time between two acknowledged writes in which a write failed
+	// or hung: the longest window in which the cluster took no write.
+	lastAck    time.Time
+	longestGap time.Duration
+}
+
+// gap is the longest window without an acknowledged write so far.
+func (w *writer) gap() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.longestGap
 }
 
 func startWriter(t *testing.T, ns, name string) *writer {
@@ -254,6 +266,11 @@ func (w *writer) run(ctx context.Context) {
 		w.mu.Lock()
 		if err == nil {
 			w.acked[key] = value
+			now := time.Now()
+			if !w.lastAck.IsZero() && now.Sub(w.lastAck) > w.longestGap {
+				w.longestGap = now.Sub(w.lastAck)
+			}
+			w.lastAck = now
 		} else {
 			w.failures++
 		}

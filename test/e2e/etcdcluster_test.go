@@ -41,6 +41,8 @@ func TestEtcdCluster(t *testing.T) {
 		t.Run("storage.size grown on a StorageClass that cannot expand: said, nothing breaks", testVolumeCannotGrow)
 		t.Run("NOSPACE from history: compacted, defragmented, disarmed, writes accepted again", testNoSpaceRecovery)
 		t.Run("NOSPACE from live data: said; raising the quota clears it", testNoSpaceLiveData)
+		t.Run("a defragmentation schedule due: every member shrinks, the leader last, no write window over 2s", testScheduledDefrag)
+		t.Run("paused: a lost pod and volume are not replaced until unpaused", testPaused)
 	})
 	t.Run("zone-b stopped, then a node's link cut: members move, the status never says quorum lost", testZoneOutage)
 	t.Run("two of three members' nodes stopped: quorum lost, nothing removed", testQuorumLoss)
