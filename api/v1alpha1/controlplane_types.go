@@ -312,6 +312,11 @@ type ControlPlaneStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+	// etcdCredentials is what every replica runs of its etcd credentials,
+	// once all run the current template: an EtcdCluster rotating its CA
+	// waits on it between phases.
+	// +optional
+	EtcdCredentials *EtcdCredentialsStatus `json:"etcdCredentials,omitempty"`
 	// lastRemediation is the last failed replica replaced.
 	// +optional
 	LastRemediation *RemediationStatus `json:"lastRemediation,omitempty"`
@@ -361,3 +366,17 @@ type ControlPlaneList struct {
 
 // DesiredReplicas is spec.replicas, or its default.
 func (s *ControlPlaneSpec) DesiredReplicas() int { return replicasOrDefault(s.Replicas) }
+
+// EtcdCredentialsStatus is the etcd trust and client certificate every
+// replica of a control plane runs.
+type EtcdCredentialsStatus struct {
+	// trustedCAs are the fingerprints (SHA-256, 16 hex digits) of the etcd
+	// CAs the apiservers verify etcd with.
+	// +optional
+	// +listType=atomic
+	TrustedCAs []string `json:"trustedCAs,omitempty"`
+	// clientIssuer is the fingerprint of the CA that issued the
+	// apiservers' etcd client certificate.
+	// +optional
+	ClientIssuer string `json:"clientIssuer,omitempty"`
+}

@@ -377,6 +377,45 @@ type DefragStatus struct {
 	ReclaimedBytes int64 `json:"reclaimedBytes"`
 }
 
+// CARotationPhase is a step of a CA rotation.
+type CARotationPhase string
+
+// The phases of a CA rotation, in order. Each ends when every member runs
+// certificates of the phase, and every ControlPlane on the cluster runs
+// its replicas on them.
+const (
+	// CARotationTrustBoth: a new CA is made; every trust bundle holds the
+	// old and the new; leaves are still the old CA's.
+	CARotationTrustBoth CARotationPhase = "TrustBoth"
+	// CARotationReissueLeaves: every leaf (members, clients) is reissued
+	// from the new CA; bundles still hold both.
+	CARotationReissueLeaves CARotationPhase = "ReissueLeaves"
+	// CARotationDropOldCA: the old CA leaves every bundle.
+	CARotationDropOldCA CARotationPhase = "DropOldCA"
+	// CARotationCompleted: every holder trusts the new CA only.
+	CARotationCompleted CARotationPhase = "Completed"
+)
+
+// CARotationStatus is a rotation of the cluster's CA.
+type CARotationStatus struct {
+	// phase the rotation is in.
+	Phase CARotationPhase `json:"phase"`
+	// trigger is the value of the quorum.dev/rotate-ca annotation the
+	// rotation answered ("" for one started inside the CA's renewal
+	// window).
+	// +optional
+	Trigger string `json:"trigger,omitempty"`
+	// startedAt is when the new CA was made.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// completedAt is when the old CA left the last bundle.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// message says what the phase waits for.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // ScheduledDefragStatus is a scheduled defragmentation of every member.
 type ScheduledDefragStatus struct {
 	// lastScheduleTime is the due time of the run under way or last made.
@@ -455,6 +494,9 @@ type EtcdClusterStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+	// caRotation is the CA rotation under way, or the last one made.
+	// +optional
+	CARotation *CARotationStatus `json:"caRotation,omitempty"`
 	// lastCompaction is the last compaction the operator made (NOSPACE
 	// recovery): the revision history was discarded before, and when.
 	// +optional

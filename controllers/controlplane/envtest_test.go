@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -411,4 +412,90 @@ func TestControlPlanePaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, r, c, ns, "tenant")
+}
+
+// TestControlPlaneFollowsEtcdCARotation: as the EtcdCluster's CA Secret
+// goes through a rotation, the replicas roll onto the new trust bundle and
+// a client certificate from the new CA, and status.etcdCredentials says
+// what they run only once every replica runs it.
+func TestControlPlaneFollowsEtcdCARotation(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-rotate")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	r := newReconciler(c)
+	cp := converge(t, r, c, ns, "tenant")
+
+	caSecret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.CASecretName("etcd")}, caSecret); err != nil {
+		t.Fatal(err)
+	}
+	old, err := pki.CAFromSecret(caSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := pki.NewCA("etcd-ca next", pki.DefaultCAValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := func(ca *pki.KeyPair) string { return pki.Fingerprint(ca.Cert) }
+	creds := func() *quorumv1alpha1.EtcdCredentialsStatus {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "tenant"}, cp); err != nil {
+			t.Fatal(err)
+		}
+		return cp.Status.EtcdCredentials
+	}
+	if got := creds(); got == nil || !slices.Equal(got.TrustedCAs, []string{fp(old)}) || got.ClientIssuer != fp(old) {
+		t.Fatalf("status.etcdCredentials %+v, want the old CA trusted and issuing", got)
+	}
+
+	// Each phase of the EtcdCluster's rotation, as its controller writes
+	// the CA Secret.
+	for _, step := range []struct {
+		name    string
+		data    map[string][]byte
+		trusted []string
+		issuer  string
+	}{
+		{"trust both", map[string][]byte{corev1.TLSCertKey: old.CertPEM, corev1.TLSPrivateKeyKey: old.KeyPEM, resources.KeyCABundle: pki.Bundle(old.CertPEM, next.CertPEM)}, []string{fp(old), fp(next)}, fp(old)},
+		{"the new CA issues", map[string][]byte{corev1.TLSCertKey: next.CertPEM, corev1.TLSPrivateKeyKey: next.KeyPEM, resources.KeyCABundle: pki.Bundle(old.CertPEM, next.CertPEM)}, []string{fp(old), fp(next)}, fp(next)},
+		{"the old CA dropped", map[string][]byte{corev1.TLSCertKey: next.CertPEM, corev1.TLSPrivateKeyKey: next.KeyPEM}, []string{fp(next)}, fp(next)},
+	} {
+		before := creds()
+		caSecret.Data = step.data
+		if err := c.Update(ctx, caSecret); err != nil {
+			t.Fatal(err)
+		}
+		req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+		done := false
+		for i := 0; i < 60 && !done; i++ {
+			if _, err := r.Reconcile(ctx, req); err != nil {
+				t.Fatalf("%s: reconcile %d: %v", step.name, i, err)
+			}
+			kubelet(t, c, ns, "tenant", true, time.Now().Add(-time.Hour))
+			got := creds()
+			switch {
+			case got != nil && slices.Equal(got.TrustedCAs, step.trusted) && got.ClientIssuer == step.issuer:
+				done = cp.Status.UpdatedReplicas == 3 && cp.Status.Replicas == 3
+				if !done {
+					t.Fatalf("%s: status.etcdCredentials %+v reported with %d of %d replicas updated", step.name, got, cp.Status.UpdatedReplicas, cp.Status.Replicas)
+				}
+			case got == nil || !slices.Equal(got.TrustedCAs, before.TrustedCAs) || got.ClientIssuer != before.ClientIssuer:
+				t.Fatalf("%s: status.etcdCredentials %+v is neither what ran before (%+v) nor what is asked", step.name, got, before)
+			}
+		}
+		if !done {
+			t.Fatalf("%s: status.etcdCredentials %+v, want trusted %v issued by %s", step.name, creds(), step.trusted, step.issuer)
+		}
+	}
+	pkiData := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.PKISecretName("tenant")}, pkiData); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := pki.ParseCertificate(pkiData.Data[resources.PKIEtcdClientCert])
+	if err != nil || !pki.IssuedBy(leaf, next.Cert) || string(pkiData.Data[resources.PKIEtcdCACert]) != string(next.CertPEM) {
+		t.Fatalf("the apiservers' etcd client certificate and trust after the rotation: not the new CA's alone (%v)", err)
+	}
 }

@@ -24,7 +24,10 @@ import (
 // user's own (external).
 type etcdCredentials struct {
 	// CA issues the client certificate; nil when the certificate is given.
-	CA *pki.KeyPair
+	// Trust is the bundle etcd is verified with (the CA alone when empty):
+	// during a CA rotation it holds the old and the new CA.
+	CA    *pki.KeyPair
+	Trust []byte
 	// CACert, Cert and Key are the given credentials when CA is nil.
 	CACert, Cert, Key []byte
 }
@@ -180,7 +183,7 @@ func (r *Reconciler) etcdClusterCredentials(ctx context.Context, ec *quorumv1alp
 		if err != nil {
 			return nil, fmt.Errorf("EtcdCluster %s CA: %w", ec.Name, err)
 		}
-		return &etcdCredentials{CA: ca}, nil
+		return &etcdCredentials{CA: ca, Trust: resources.CATrust(secret.Data)}, nil
 	}
 	err := r.Get(ctx, client.ObjectKey{Namespace: ec.Namespace, Name: resources.ClientSecretOf(ec)}, secret)
 	if apierrors.IsNotFound(err) {

@@ -88,6 +88,7 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 			s.certificates = append(s.certificates, quorumv1alpha1.CertificateStatus{Name: strings.TrimSuffix(k, ".crt"), NotAfter: metav1.NewTime(cert.NotAfter)})
 		}
 	}
+	s.etcdCredentials = etcdCredentialsOf(data)
 	mounted := []map[string][]byte{data}
 	var admin []byte
 	for _, u := range kubeconfigUsers(cp) {
@@ -211,6 +212,9 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}})
 		data[resources.PKIEtcdCACert] = in.etcd.CA.CertPEM
+		if len(in.etcd.Trust) > 0 {
+			data[resources.PKIEtcdCACert] = in.etcd.Trust
+		}
 	} else {
 		data[resources.PKIEtcdCACert] = in.etcd.CACert
 		data[resources.PKIEtcdClientCert] = in.etcd.Cert
@@ -314,4 +318,19 @@ func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.K
 	}
 	out, err := pki.Kubeconfig(cp.Name, u.server, ca.CertPEM, u.name, kp)
 	return out, true, err
+}
+
+// etcdCredentialsOf is what a replica built from the PKI data runs of its
+// etcd credentials: the CAs it trusts, and the one of them that issued its
+// client certificate.
+func etcdCredentialsOf(data map[string][]byte) *quorumv1alpha1.EtcdCredentialsStatus {
+	cas, err := pki.ParseBundle(data[resources.PKIEtcdCACert])
+	if err != nil {
+		return nil
+	}
+	out := &quorumv1alpha1.EtcdCredentialsStatus{TrustedCAs: pki.BundleFingerprints(data[resources.PKIEtcdCACert])}
+	if cert, err := pki.ParseCertificate(data[resources.PKIEtcdClientCert]); err == nil {
+		out.ClientIssuer = pki.IssuerIn(cert, cas...)
+	}
+	return out
 }

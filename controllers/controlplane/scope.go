@@ -74,6 +74,9 @@ type scope struct {
 	// certificates are the PKI's certificates with their expiry, when the
 	// PKI was looked at this pass.
 	certificates []quorumv1alpha1.CertificateStatus
+	// etcdCredentials are the etcd credentials the current template
+	// carries; status reports them once every replica runs it.
+	etcdCredentials *quorumv1alpha1.EtcdCredentialsStatus
 }
 
 // observeReplicas lists the replica pods and the nodes.

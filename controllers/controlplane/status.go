@@ -43,6 +43,7 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		Leaders:             s.leaders,
 		LastRemediation:     cp.Status.LastRemediation,
 		Certificates:        cp.Status.Certificates,
+		EtcdCredentials:     cp.Status.EtcdCredentials,
 		Conditions:          append([]metav1.Condition(nil), cp.Status.Conditions...),
 	}
 	if s.certificates != nil {
@@ -65,6 +66,10 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 			failed++
 		}
 		st.ReplicaStatus = append(st.ReplicaStatus, quorumv1alpha1.ReplicaStatus{Name: r.Name, Zone: r.Zone, Ready: r.Ready, Version: r.Version})
+	}
+	if s.etcdCredentials != nil && s.hash != "" && int(st.Replicas) == desiredReplicas(cp) && len(s.outdated()) == 0 && len(live) > 0 {
+		// Every replica runs the current template, and its etcd credentials.
+		st.EtcdCredentials = s.etcdCredentials
 	}
 	var running []string
 	for _, r := range live {

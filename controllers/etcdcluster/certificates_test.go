@@ -48,12 +48,12 @@ func TestDecideCertificates(t *testing.T) {
 		{"a member unhealthy: renewal waits",
 			certsOf(scopeOf(cluster(3, unhealthyInStatus("m-c", now)), three(map[string][]func(*memberState){"m-a": {podsBorn(born)}, "m-b": {podsBorn(born)}, "m-c": {podsBorn(born), unhealthy}})...), now.Add(24*time.Hour), born),
 			actWait, "", "CertificateRenewalWaiting"},
-		{"a CA expiring before the certificate: not reissued (it could not outlive the CA)",
+		{"a CA expiring before the certificate: not reissued (it could not outlive the CA); the CA is rotated",
 			func() *scope {
 				s := certsOf(scopeOf(cluster(3), three(allOf(podsBorn(born)))...), now.Add(24*time.Hour), born.Add(-time.Hour))
 				s.certs.ca.NotAfter = now.Add(24 * time.Hour)
 				return s
-			}(), actNone, "", ""},
+			}(), actStartCARotation, "", reasonRotatingCA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := decide(tc.s)

@@ -179,6 +179,10 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 		return r.abandonAdd(ctx, s, a)
 	case actRenewCert:
 		return r.renewMemberSecret(ctx, s, a)
+	case actStartCARotation:
+		return r.startCARotation(ctx, s, a)
+	case actAdvanceCARotation:
+		return r.advanceCARotation(ctx, s, a)
 	case actResizeVolume:
 		return r.resizeVolume(ctx, s, a)
 	case actCompact:

@@ -1,7 +1,7 @@
 package etcdcluster
 
 import (
-	"crypto/x509"
+	"bytes"
 	"fmt"
 	"slices"
 	"sort"
@@ -348,6 +348,7 @@ func decide(s *scope) action {
 		decideSettings,     // members restarted onto new maintenance settings, one at a time
 		decideNoSpace,      // NOSPACE: compact, defragment, disarm once space is back
 		decideCertificates, // renewed before they expire, members restarted onto them one at a time
+		decideCARotation,   // a new CA trusted, issuing, then alone, each phase once every holder moved
 		decideScale,        // toward spec.replicas, one member at a time
 		decideUpgrade,      // toward spec.version, one member at a time
 		decideRebalance,    // the spread restored once a lost zone is back
@@ -758,13 +759,36 @@ func hasAlarm(s *scope, alarm string) bool {
 // the restarts that put members onto their new certificates.
 const reasonCertificateRenewal = "CertificateRenewal"
 
-// certDue says whether a certificate must be reissued: unreadable, or
-// inside its renewal window while a new one from the CA would outlive it.
-func certDue(c *quorumv1alpha1.EtcdCluster, ci certInfo, ca *x509.Certificate, now time.Time) bool {
+// reasonRotatingCA is the reason of every step of a CA rotation.
+const reasonRotatingCA = "RotatingCA"
+
+// certificateRestart says whether a restart with reason puts a member onto
+// new certificates.
+func certificateRestart(reason string) bool {
+	return reason == reasonCertificateRenewal || reason == reasonRotatingCA
+}
+
+// certDue says why a member's (or the client's) certificate Secret must
+// be rewritten, "" when it need not: unreadable; issued by a CA that no
+// longer issues (a rotation moved on); trusting another bundle than the
+// CA Secret's; or inside its renewal window while a new one from the CA
+// would outlive it.
+func certDue(c *quorumv1alpha1.EtcdCluster, ci certInfo, o *certObservation, now time.Time) string {
 	if !ci.ok {
-		return true
+		return "unreadable"
 	}
-	return pki.RenewalDue(ci.notAfter, ca.NotAfter, now, renewBefore(c))
+	for _, l := range ci.leaves {
+		if !pki.IssuedBy(l, o.ca) {
+			return "issued from the new CA"
+		}
+	}
+	if !bytes.Equal(ci.trust, o.trust) {
+		return "trusting " + trustSummary(o.trust)
+	}
+	if pki.RenewalDue(ci.notAfter, o.ca.NotAfter, now, renewBefore(c)) {
+		return "expiring " + ci.notAfter.UTC().Format(time.RFC3339)
+	}
+	return ""
 }
 
 // decideCertificates keeps every member's certificates out of their
@@ -783,7 +807,7 @@ func decideCertificates(s *scope, h health) (action, bool) {
 		ci, ok := o.members[m.Name]
 		switch {
 		case !ok:
-		case certDue(c, ci, o.ca, s.now):
+		case certDue(c, ci, o, s.now) != "":
 			due = append(due, m)
 		case m.Pod != nil && m.Pod.DeletionTimestamp == nil && runsOldCertificates(m, ci):
 			stale = append(stale, m)
@@ -791,6 +815,10 @@ func decideCertificates(s *scope, h health) (action, bool) {
 	}
 	if len(due) == 0 && len(stale) == 0 {
 		return action{}, false
+	}
+	reason := reasonCertificateRenewal
+	if o.rotation.phase != "" {
+		reason = reasonRotatingCA
 	}
 	if !settled(s, h) {
 		var names []string
@@ -802,11 +830,11 @@ func decideCertificates(s *scope, h health) (action, bool) {
 	}
 	if len(due) > 0 {
 		m := due[0]
-		return action{kind: actRenewCert, member: m.Name, reason: reasonCertificateRenewal, message: fmt.Sprintf(
-			"the certificates of %s, expiring %s, reissued; it restarts onto them next", m.Name, o.members[m.Name].notAfter.UTC().Format(time.RFC3339))}, true
+		return action{kind: actRenewCert, member: m.Name, reason: reason, message: fmt.Sprintf(
+			"the certificates of %s (%s) rewritten; it restarts onto them next", m.Name, certDue(c, o.members[m.Name], o, s.now))}, true
 	}
 	next := stale[0]
-	return restart(s, next, next.PodVersion, reasonCertificateRenewal, "onto its renewed certificates"), true
+	return restart(s, next, next.PodVersion, reason, "onto its renewed certificates"), true
 }
 
 // restart is the step that restarts voter m at version, for reason: the

@@ -8,6 +8,7 @@ package etcdcluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd/etcdtest"
+	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 	"quorum.dev/quorum/internal/testenv"
@@ -841,4 +843,138 @@ func TestEtcdClusterScheduledDefrag(t *testing.T) {
 	if got := strings.Join(f.Calls()[calls:], ", "); strings.Count(got, "defrag ") != 1 || !strings.Contains(got, "defrag "+follower) {
 		t.Fatalf("etcd calls %q: want %s defragmented, alone", got, follower)
 	}
+}
+
+// TestEtcdClusterCARotation: quorum.dev/rotate-ca takes the cluster from
+// its CA to a new one through the three phases, members restarted one at
+// a time, each phase waiting for the ControlPlane on the cluster (played
+// here) to run it; the operator replaced mid-way goes on from the CA
+// Secret. Afterwards every leaf verifies against the new CA only.
+func TestEtcdClusterCARotation(t *testing.T) {
+	c, ns := threeMembers(t, "etcd-rotate")
+	ctx := context.Background()
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	ec := converge(t, r, c, ns, f, 3)
+	oldCA := secretData(t, c, ns, resources.CASecretName("main"))
+	cp := &quorumv1alpha1.ControlPlane{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant"},
+		Spec: quorumv1alpha1.ControlPlaneSpec{
+			Replicas: ptr.To[int32](3), Version: "v1.36.3",
+			Endpoint: quorumv1alpha1.ControlPlaneEndpoint{ServiceType: "ClusterIP"},
+			Etcd:     quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "main"}},
+		},
+	}
+	if err := c.Create(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	// The ControlPlane's replicas run what the CA Secret said some passes
+	// ago: its status follows three passes late.
+	var seen []map[string][]byte
+	playControlPlane := func() {
+		seen = append(seen, secretData(t, c, ns, resources.CASecretName("main")))
+		if len(seen) < 3 {
+			return
+		}
+		d := seen[len(seen)-3]
+		issuer, err := pki.ParseCertificate(d[corev1.TLSCertKey])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp.Status.EtcdCredentials = &quorumv1alpha1.EtcdCredentialsStatus{TrustedCAs: pki.BundleFingerprints(resources.CATrust(d)), ClientIssuer: pki.Fingerprint(issuer)}
+		if err := c.Status().Update(ctx, cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	patch := client.MergeFrom(ec.DeepCopy())
+	ec.Annotations = map[string]string{reconciler.AnnotationRotateCA: "2026-11-26"}
+	if err := c.Patch(ctx, ec, patch); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	var phases []quorumv1alpha1.CARotationPhase
+	passes := 0
+	for i := 0; i < 200; i++ {
+		passes = i + 1
+		if i == 15 {
+			r = newReconciler(c, f) // the operator restarted mid-rotation
+		}
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		kubelet(t, c, ns, f)
+		playControlPlane()
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(ns), client.HasLabels{resources.LabelMember}); err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) < 2 {
+			t.Fatalf("only %d member pods at once: restarts must go one at a time", len(pods.Items))
+		}
+		if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+			t.Fatal(err)
+		}
+		if rot := ec.Status.CARotation; rot != nil && (len(phases) == 0 || phases[len(phases)-1] != rot.Phase) {
+			phases = append(phases, rot.Phase)
+		}
+		if rot := ec.Status.CARotation; rot != nil && rot.Phase == quorumv1alpha1.CARotationCompleted && ec.Status.PendingChange == nil {
+			break
+		}
+	}
+	want := []quorumv1alpha1.CARotationPhase{quorumv1alpha1.CARotationTrustBoth, quorumv1alpha1.CARotationReissueLeaves, quorumv1alpha1.CARotationDropOldCA, quorumv1alpha1.CARotationCompleted}
+	if !slices.Equal(phases, want) {
+		t.Fatalf("phases %v, want %v; status %+v", phases, want, ec.Status.CARotation)
+	}
+	t.Logf("rotated in %d passes; etcd calls %v", passes, f.Calls())
+	if ec.Status.CARotation.Trigger != "2026-11-26" || ec.Status.CARotation.CompletedAt == nil {
+		t.Fatalf("status.caRotation %+v", ec.Status.CARotation)
+	}
+
+	// Every leaf verifies against the new CA only, and trusts only it.
+	newCA := secretData(t, c, ns, resources.CASecretName("main"))
+	oldCert, _ := pki.ParseCertificate(oldCA[corev1.TLSCertKey])
+	newCert, _ := pki.ParseCertificate(newCA[corev1.TLSCertKey])
+	if pki.Fingerprint(oldCert) == pki.Fingerprint(newCert) || len(newCA[resources.KeyCABundle]) != 0 || len(newCA[resources.KeyNextCACert]) != 0 {
+		t.Fatalf("the CA Secret after the rotation: the same CA, or a bundle or next CA left: keys %v", slices.Sorted(maps.Keys(newCA)))
+	}
+	check := func(name string, keys ...string) {
+		d := secretData(t, c, ns, name)
+		if string(d[resources.KeyCA]) != string(newCA[corev1.TLSCertKey]) {
+			t.Errorf("%s trusts %q, want the new CA alone", name, pki.BundleFingerprints(d[resources.KeyCA]))
+		}
+		for _, k := range keys {
+			leaf, err := pki.ParseCertificate(d[k])
+			if err != nil || !pki.IssuedBy(leaf, newCert) || pki.IssuedBy(leaf, oldCert) {
+				t.Errorf("%s %s: not the new CA's alone (%v)", name, k, err)
+			}
+		}
+	}
+	check(resources.ClientSecretName("main"), corev1.TLSCertKey)
+	for _, m := range ec.Status.Members {
+		check(resources.MemberSecretName(m.Name), resources.KeyPeerCert, resources.KeyServerCert)
+	}
+	if !meta.IsStatusConditionTrue(ec.Status.Conditions, quorumv1alpha1.ConditionAvailable) {
+		t.Fatalf("not Available after the rotation: %+v", ec.Status.Conditions)
+	}
+
+	// The same annotation value again does nothing.
+	calls := len(f.Calls())
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := secretData(t, c, ns, resources.CASecretName("main")); string(d[corev1.TLSCertKey]) != string(newCA[corev1.TLSCertKey]) || len(f.Calls()) != calls {
+		t.Fatal("the answered rotate-ca value rotated again")
+	}
+}
+
+func secretData(t *testing.T, c client.Client, ns, name string) map[string][]byte {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Data
 }

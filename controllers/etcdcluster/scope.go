@@ -124,14 +124,46 @@ type scope struct {
 
 // certObservation is what the certificate Secrets hold.
 type certObservation struct {
-	ca      *x509.Certificate
-	client  certInfo
-	members map[string]certInfo
+	// ca issues leaves; next is a new CA trusted but not issuing yet (a
+	// rotation's first phase); trust is the bundle every holder verifies
+	// with.
+	ca    *x509.Certificate
+	next  *x509.Certificate
+	trust []byte
+	// rotation is the CA rotation the CA Secret records.
+	rotation caRotation
+	client   certInfo
+	members  map[string]certInfo
+	// consumers are the ControlPlanes that reach etcd with this CA,
+	// observed only during a rotation.
+	consumers []consumer
+}
+
+// caRotation is the CA rotation state the CA Secret's annotations hold.
+type caRotation struct {
+	// phase is "" when no rotation is under way.
+	phase quorumv1alpha1.CARotationPhase
+	// trigger is the rotate-ca value last answered.
+	trigger                string
+	startedAt, completedAt time.Time
+}
+
+// consumer is a ControlPlane whose apiservers reach this cluster, and the
+// etcd credentials all its replicas run (known once they all run the
+// current template).
+type consumer struct {
+	name         string
+	known        bool
+	trustedCAs   []string
+	clientIssuer string
 }
 
 // certInfo is one issued certificate (for a member, the earlier-expiring of
 // its peer and server certificates) and when the operator issued it.
 type certInfo struct {
+	// leaves are the certificates; trust is the Secret's ca.crt.
+	leaves   []*x509.Certificate
+	trust    []byte
 	notAfter time.Time
 	issuedAt time.Time
 	// issued is the Secret's issue annotation as written ("" on Secrets
@@ -158,6 +190,11 @@ func (r *Reconciler) observeCertificates(ctx context.Context, s *scope) error {
 		case sec.Name == resources.CASecretName(c.Name):
 			if ca, err := pki.CAFromSecret(sec); err == nil {
 				o.ca = ca.Cert
+				o.trust = resources.CATrust(sec.Data)
+				o.rotation = readRotation(sec)
+				if next, err := pki.ParseCertificate(sec.Data[resources.KeyNextCACert]); err == nil {
+					o.next = next
+				}
 			}
 		case sec.Name == resources.ClientSecretName(c.Name):
 			o.client = readCert(sec, corev1.TLSCertKey)
@@ -165,10 +202,57 @@ func (r *Reconciler) observeCertificates(ctx context.Context, s *scope) error {
 			o.members[sec.Labels[resources.LabelMember]] = readCert(sec, resources.KeyPeerCert, resources.KeyServerCert)
 		}
 	}
-	if o.ca != nil {
-		s.certs = o
+	if o.ca == nil {
+		return nil
+	}
+	s.certs = o
+	if o.rotation.phase != "" {
+		consumers, err := r.observeConsumers(ctx, c)
+		if err != nil {
+			return err
+		}
+		o.consumers = consumers
 	}
 	return nil
+}
+
+// readRotation reads the rotation state of a CA Secret.
+func readRotation(sec *corev1.Secret) caRotation {
+	at := func(key string) time.Time {
+		t, _ := time.Parse(time.RFC3339, sec.Annotations[key])
+		return t
+	}
+	return caRotation{
+		phase:       quorumv1alpha1.CARotationPhase(sec.Annotations[resources.AnnotationCARotationPhase]),
+		trigger:     sec.Annotations[resources.AnnotationCARotationTrigger],
+		startedAt:   at(resources.AnnotationCARotationStarted),
+		completedAt: at(resources.AnnotationCARotationCompleted),
+	}
+}
+
+// observeConsumers lists the ControlPlanes that reach this cluster with
+// its CA: those naming it in etcd.clusterRef, and the stacked control plane
+// it belongs to.
+func (r *Reconciler) observeConsumers(ctx context.Context, c *quorumv1alpha1.EtcdCluster) ([]consumer, error) {
+	list := &quorumv1alpha1.ControlPlaneList{}
+	if err := r.List(ctx, list, client.InNamespace(c.Namespace)); err != nil {
+		return nil, err
+	}
+	var out []consumer
+	for i := range list.Items {
+		cp := &list.Items[i]
+		ref := cp.Spec.Etcd.ClusterRef != nil && cp.Spec.Etcd.ClusterRef.Name == c.Name
+		stacked := cp.Spec.Etcd.Stacked != nil && c.Labels[resources.LabelControlPlane] == cp.Name
+		if (!ref && !stacked) || cp.DeletionTimestamp != nil {
+			continue
+		}
+		cons := consumer{name: cp.Name}
+		if ec := cp.Status.EtcdCredentials; ec != nil {
+			cons.known, cons.trustedCAs, cons.clientIssuer = true, ec.TrustedCAs, ec.ClientIssuer
+		}
+		out = append(out, cons)
+	}
+	return out, nil
 }
 
 // readCert reads the certificates under keys of a Secret: the earliest
@@ -181,6 +265,7 @@ func readCert(sec *corev1.Secret, keys ...string) certInfo {
 		if err != nil {
 			return certInfo{}
 		}
+		info.leaves = append(info.leaves, cert)
 		if info.notAfter.IsZero() || cert.NotAfter.Before(info.notAfter) {
 			info.notAfter = cert.NotAfter
 		}
@@ -188,6 +273,7 @@ func readCert(sec *corev1.Secret, keys ...string) certInfo {
 			info.issuedAt = cert.NotBefore
 		}
 	}
+	info.trust = sec.Data[resources.KeyCA]
 	info.issued = sec.Annotations[annotationIssuedAt]
 	if t, err := time.Parse(time.RFC3339, info.issued); err == nil {
 		info.issuedAt = t

@@ -56,6 +56,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		Restore:            prev.Restore,
 		Recovery:           prev.Recovery,
 		FailedUpgrade:      prev.FailedUpgrade,
+		CARotation:         prev.CARotation,
 		LastCompaction:     prev.LastCompaction,
 		LastDefrag:         prev.LastDefrag,
 		ScheduledDefrag:    nextScheduledDefrag(c, now),
@@ -178,6 +179,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 
 	alarmStatus(s, a, &st, set)
 	certificateStatus(c, s, a, &st, set, now)
+	st.CARotation = rotationStatus(prev.CARotation, s.certs, a)
 
 	switch {
 	case a.reason == reconciler.ReasonPaused:
@@ -189,6 +191,9 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 	case st.PendingChange != nil:
 		p := st.PendingChange
 		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionTrue, p.Reason, pendingMessage(p))
+	case a.kind == actWait && a.reason == reasonRotatingCA:
+		// A rotation waiting on its holders is under way.
+		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionTrue, a.reason, a.message)
 	case a.kind == actWait:
 		set(quorumv1alpha1.ConditionProgressing, metav1.ConditionFalse, a.reason, a.message)
 	case a.kind != actNone && a.kind != actLabelVoter:
@@ -335,6 +340,9 @@ func certificateStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, st *qu
 		return
 	}
 	st.Certificates = []quorumv1alpha1.CertificateStatus{{Name: "ca", NotAfter: metav1.NewTime(o.ca.NotAfter)}}
+	if o.next != nil {
+		st.Certificates = append(st.Certificates, quorumv1alpha1.CertificateStatus{Name: "ca-next", NotAfter: metav1.NewTime(o.next.NotAfter)})
+	}
 	if o.client.ok {
 		st.Certificates = append(st.Certificates, quorumv1alpha1.CertificateStatus{Name: "client", NotAfter: metav1.NewTime(o.client.notAfter)})
 	}

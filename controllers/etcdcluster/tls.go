@@ -1,11 +1,13 @@
 package etcdcluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +17,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/pki"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -46,33 +49,54 @@ func issuedAnnotations(now time.Time) map[string]string {
 	return map[string]string{annotationIssuedAt: now.UTC().Format(time.RFC3339)}
 }
 
-// ensureCA returns the cluster's CA, creating its Secret on first use.
-func (r *Reconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*pki.KeyPair, error) {
+// caKeys are the cluster's CA as certificates are issued from it: the CA
+// that issues leaves, and the trust bundle every holder verifies with.
+type caKeys struct {
+	issuer *pki.KeyPair
+	trust  []byte
+}
+
+// ensureCA returns the cluster's CA, creating its Secret on first use. A
+// new Secret records the rotate-ca annotation the cluster was made with as
+// answered: only a new value rotates.
+func (r *Reconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster) (*caKeys, error) {
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.CASecretName(c.Name)}, secret)
 	if err == nil {
-		return pki.CAFromSecret(secret)
+		ca, err := pki.CAFromSecret(secret)
+		if err != nil {
+			return nil, err
+		}
+		return &caKeys{issuer: ca, trust: resources.CATrust(secret.Data)}, nil
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
 	ca, secret, err := pki.NewCASecret(
-		metav1.ObjectMeta{Name: resources.CASecretName(c.Name), Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name)},
-		fmt.Sprintf("etcd-ca %s/%s", c.Namespace, c.Name), caValidity)
+		metav1.ObjectMeta{Name: resources.CASecretName(c.Name), Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name),
+			Annotations: map[string]string{resources.AnnotationCARotationTrigger: c.Annotations[reconciler.AnnotationRotateCA]}},
+		caCommonName(c, r.Clock()), caValidity)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.CreateOwned(ctx, c, secret); err != nil {
 		return nil, err
 	}
-	return ca, nil
+	return &caKeys{issuer: ca, trust: ca.CertPEM}, nil
+}
+
+// caCommonName names a CA of c made at now: each CA of a cluster has its
+// own name, so the old and the new are told apart in a bundle.
+func caCommonName(c *quorumv1alpha1.EtcdCluster, now time.Time) string {
+	return fmt.Sprintf("etcd-ca %s/%s %s", c.Namespace, c.Name, now.UTC().Format("20060102T150405Z"))
 }
 
 // ensureClientSecret makes the client certificate the operator (and the
 // control planes and backups that use this cluster) authenticate with, and
-// reissues it in place once it is inside its renewal window: clients read
-// the Secret again (the operator on every pass).
-func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, ca *pki.KeyPair) error {
+// keeps it current in place: reissued inside its renewal window or when
+// another CA issues leaves, its ca.crt following the trust bundle. Clients
+// read the Secret again (the operator on every pass).
+func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.EtcdCluster, ca *caKeys) error {
 	key := client.ObjectKey{Namespace: c.Namespace, Name: resources.ClientSecretName(c.Name)}
 	existing := &corev1.Secret{}
 	err := r.Get(ctx, key, existing)
@@ -80,14 +104,23 @@ func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.E
 		return err
 	}
 	now := r.Clock()
-	if err == nil && !renewalDue(c, existing.Data[corev1.TLSCertKey], ca, now) {
+	var data map[string][]byte
+	var why string
+	switch {
+	case err == nil && !leafDue(c, existing.Data[corev1.TLSCertKey], ca, now) && bytes.Equal(existing.Data[resources.KeyCA], ca.trust):
 		return nil
+	case err == nil && !leafDue(c, existing.Data[corev1.TLSCertKey], ca, now):
+		// Only the trust bundle moved: the certificate stays.
+		data = map[string][]byte{corev1.TLSCertKey: existing.Data[corev1.TLSCertKey], corev1.TLSPrivateKeyKey: existing.Data[corev1.TLSPrivateKeyKey], resources.KeyCA: ca.trust}
+		why = fmt.Sprintf("the client certificate in %s now trusts %s", key.Name, trustSummary(ca.trust))
+	default:
+		kp, err2 := ca.issuer.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity(c), Now: now})
+		if err2 != nil {
+			return err2
+		}
+		data = map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.trust}
+		why = fmt.Sprintf("reissued the client certificate in %s, valid until %s", key.Name, kp.Cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	kp, err2 := ca.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: certValidity(c), Now: now})
-	if err2 != nil {
-		return err2
-	}
-	data := map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: ca.CertPEM}
 	if err != nil {
 		return r.CreateOwned(ctx, c, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name), Annotations: issuedAnnotations(now)},
@@ -103,20 +136,34 @@ func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.E
 	if err := r.Update(ctx, existing); err != nil {
 		return err
 	}
-	r.Event(c, corev1.EventTypeNormal, "CertificateRenewed", fmt.Sprintf("reissued the client certificate in %s, valid until %s", key.Name, kp.Cert.NotAfter.UTC().Format(time.RFC3339)))
+	r.Event(c, corev1.EventTypeNormal, "CertificateRenewed", why)
 	return nil
 }
 
-// renewalDue says whether the certificate in certPEM must be reissued: it
-// cannot be read, or it expires within renewBefore and a new one from ca
-// would outlive it (a certificate cannot outlive its CA: then the CA must
-// be rotated, and CertificatesExpiring says so).
-func renewalDue(c *quorumv1alpha1.EtcdCluster, certPEM []byte, ca *pki.KeyPair, now time.Time) bool {
-	cert, err := pki.ParseCertificate(certPEM)
+// trustSummary names the CAs of a trust bundle.
+func trustSummary(trust []byte) string {
+	certs, err := pki.ParseBundle(trust)
 	if err != nil {
+		return "an unreadable bundle"
+	}
+	var names []string
+	for _, c := range certs {
+		names = append(names, c.Subject.CommonName)
+	}
+	return strings.Join(names, " and ")
+}
+
+// leafDue says whether the certificate in certPEM must be reissued: it
+// cannot be read, another CA issued it (a rotation moved on), or it
+// expires within renewBefore and a new one would outlive it (a certificate
+// cannot outlive its CA: then the CA must be rotated, and
+// CertificatesExpiring says so).
+func leafDue(c *quorumv1alpha1.EtcdCluster, certPEM []byte, ca *caKeys, now time.Time) bool {
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil || !pki.IssuedBy(cert, ca.issuer.Cert) {
 		return true
 	}
-	return pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(c))
+	return pki.RenewalDue(cert.NotAfter, ca.issuer.Cert.NotAfter, now, renewBefore(c))
 }
 
 // ensureMemberSecret issues a member's own peer and server certificates,
@@ -130,7 +177,11 @@ func (r *Reconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.E
 	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil || !apierrors.IsNotFound(err) {
 		return err
 	}
-	data, err := r.memberCertificates(ctx, c, member)
+	ca, err := r.ensureCA(ctx, c)
+	if err != nil {
+		return err
+	}
+	data, err := r.memberCertificates(c, ca, member)
 	if err != nil {
 		return err
 	}
@@ -143,23 +194,34 @@ func (r *Reconciler) ensureMemberSecret(ctx context.Context, c *quorumv1alpha1.E
 	})
 }
 
-// renewMemberSecret reissues a member's certificates in its Secret; the
-// member runs them once its pod is restarted (a separate, recorded step).
+// renewMemberSecret brings a member's Secret up to date: its certificates
+// reissued (inside their renewal window, or when another CA issues), or
+// only its trust bundle replaced. The member runs them once its pod is
+// restarted (a separate, recorded step).
 func (r *Reconciler) renewMemberSecret(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.MemberSecretName(a.member)}, secret); err != nil {
 		return err
 	}
-	data, err := r.memberCertificates(ctx, c, a.member)
+	ca, err := r.ensureCA(ctx, c)
 	if err != nil {
 		return err
 	}
-	secret.Data = data
+	now := r.Clock()
+	if !leafDue(c, secret.Data[resources.KeyPeerCert], ca, now) && !leafDue(c, secret.Data[resources.KeyServerCert], ca, now) {
+		secret.Data[resources.KeyCA] = ca.trust
+	} else {
+		data, err := r.memberCertificates(c, ca, a.member)
+		if err != nil {
+			return err
+		}
+		secret.Data = data
+	}
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
 	}
-	secret.Annotations[annotationIssuedAt] = issuedAnnotations(r.Clock())[annotationIssuedAt]
+	secret.Annotations[annotationIssuedAt] = issuedAnnotations(now)[annotationIssuedAt]
 	if err := r.Update(ctx, secret); err != nil {
 		return err
 	}
@@ -167,15 +229,12 @@ func (r *Reconciler) renewMemberSecret(ctx context.Context, s *scope, a action) 
 	return nil
 }
 
-// memberCertificates issues a member's peer and server certificates.
-func (r *Reconciler) memberCertificates(ctx context.Context, c *quorumv1alpha1.EtcdCluster, member string) (map[string][]byte, error) {
-	ca, err := r.ensureCA(ctx, c)
-	if err != nil {
-		return nil, err
-	}
+// memberCertificates issues a member's peer and server certificates, with
+// the trust bundle.
+func (r *Reconciler) memberCertificates(c *quorumv1alpha1.EtcdCluster, ca *caKeys, member string) (map[string][]byte, error) {
 	host := resources.MemberHost(member, c.Name, c.Namespace)
 	names := []string{host, host + ".cluster.local", member}
-	peer, err := ca.Issue(pki.CertRequest{
+	peer, err := ca.issuer.Issue(pki.CertRequest{
 		CommonName: member, DNSNames: names,
 		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		Validity: certValidity(c), Now: r.Clock(),
@@ -184,7 +243,7 @@ func (r *Reconciler) memberCertificates(ctx context.Context, c *quorumv1alpha1.E
 		return nil, err
 	}
 	client := resources.ClientServiceName(c.Name)
-	server, err := ca.Issue(pki.CertRequest{
+	server, err := ca.issuer.Issue(pki.CertRequest{
 		CommonName: member,
 		DNSNames: append(names, client, client+"."+c.Namespace, client+"."+c.Namespace+".svc",
 			client+"."+c.Namespace+".svc.cluster.local", "localhost"),
@@ -198,7 +257,7 @@ func (r *Reconciler) memberCertificates(ctx context.Context, c *quorumv1alpha1.E
 	return map[string][]byte{
 		resources.KeyPeerCert: peer.CertPEM, resources.KeyPeerKey: peer.KeyPEM,
 		resources.KeyServerCert: server.CertPEM, resources.KeyServerKey: server.KeyPEM,
-		resources.KeyCA: ca.CertPEM,
+		resources.KeyCA: ca.trust,
 	}, nil
 }
 

@@ -38,7 +38,7 @@ func (r *Reconciler) restartMember(ctx context.Context, s *scope, a action) erro
 		c.Status.PendingChange = nil
 		return nil
 	case m.Pod != nil && (m.PodVersion != a.version || len(m.Pod.Spec.InitContainers) > 0 ||
-		(a.reason == reasonCertificateRenewal && s.certs != nil && runsOldCertificates(m, s.certs.members[m.Name])) ||
+		(certificateRestart(a.reason) && s.certs != nil && runsOldCertificates(m, s.certs.members[m.Name])) ||
 		(a.reason == reasonSettings && m.Pod.Annotations[resources.AnnotationMaintenance] != resources.MaintenanceHash(c))):
 		if m.Pod.DeletionTimestamp == nil {
 			return client.IgnoreNotFound(r.Delete(ctx, m.Pod))
@@ -49,7 +49,7 @@ func (r *Reconciler) restartMember(ctx context.Context, s *scope, a action) erro
 	case m.Healthy && a.reason == reasonSettings:
 		r.Event(c, corev1.EventTypeNormal, "MemberRestarted", fmt.Sprintf("member %s runs the new maintenance settings", m.Name))
 		c.Status.PendingChange = nil
-	case m.Healthy && a.reason == reasonCertificateRenewal:
+	case m.Healthy && certificateRestart(a.reason):
 		r.Event(c, corev1.EventTypeNormal, "MemberRestarted", fmt.Sprintf("member %s runs its renewed certificates", m.Name))
 		c.Status.PendingChange = nil
 	case m.Healthy && a.reason == "Rollback":

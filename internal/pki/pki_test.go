@@ -77,3 +77,34 @@ func TestKubeconfig(t *testing.T) {
 		t.Fatal("the user has no client certificate")
 	}
 }
+
+// TestBundles: a bundle of two CAs reads back in order, and a leaf is
+// told apart by the CA that issued it.
+func TestBundles(t *testing.T) {
+	old, err := NewCA("old", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := NewCA("new", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Bundle(old.CertPEM, next.CertPEM)
+	fps := BundleFingerprints(b)
+	if len(fps) != 2 || fps[0] != Fingerprint(old.Cert) || fps[1] != Fingerprint(next.Cert) || fps[0] == fps[1] {
+		t.Fatalf("fingerprints %v of a bundle of two CAs", fps)
+	}
+	leaf, err := next.Issue(CertRequest{CommonName: "x", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IssuedBy(leaf.Cert, old.Cert) || !IssuedBy(leaf.Cert, next.Cert) {
+		t.Fatal("a leaf of the new CA is not told apart from the old")
+	}
+	if got := IssuerIn(leaf.Cert, old.Cert, next.Cert); got != Fingerprint(next.Cert) {
+		t.Fatalf("issuer %s, want the new CA's %s", got, Fingerprint(next.Cert))
+	}
+	if BundleFingerprints([]byte("junk")) != nil {
+		t.Fatal("junk read as a bundle")
+	}
+}

@@ -138,6 +138,10 @@ func BoolGauge(b bool) float64 {
 // operator would make to it; its status is still observed and written.
 const AnnotationPaused = "quorum.dev/paused"
 
+// AnnotationRotateCA on an EtcdCluster (or a ControlPlane) asks for a CA
+// rotation: each new value starts one.
+const AnnotationRotateCA = "quorum.dev/rotate-ca"
+
 // ReasonPaused is the condition reason while an object is paused.
 const ReasonPaused = "Paused"
 

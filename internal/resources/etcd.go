@@ -331,6 +331,37 @@ const (
 	KeyCA         = "ca.crt"
 )
 
+// Keys and annotations of an EtcdCluster's CA Secret beyond tls.crt and
+// tls.key (the CA that issues leaves).
+const (
+	// KeyCABundle is the trust bundle every holder verifies with while a
+	// rotation holds two CAs; absent, tls.crt alone is trusted.
+	KeyCABundle = "ca-bundle.crt"
+	// KeyNextCACert and KeyNextCAKey are the new CA while it is trusted but
+	// does not issue yet.
+	KeyNextCACert = "next.crt"
+	KeyNextCAKey  = "next.key"
+	// AnnotationCARotationPhase is the rotation phase the Secret is in;
+	// absent when no rotation is under way.
+	AnnotationCARotationPhase = "quorum.dev/ca-rotation-phase"
+	// AnnotationCARotationTrigger is the quorum.dev/rotate-ca value last
+	// answered, so the same value does not rotate twice.
+	AnnotationCARotationTrigger = "quorum.dev/ca-rotation-trigger"
+	// AnnotationCARotationStarted and AnnotationCARotationCompleted are
+	// when the rotation started and finished (RFC 3339).
+	AnnotationCARotationStarted   = "quorum.dev/ca-rotation-started-at"
+	AnnotationCARotationCompleted = "quorum.dev/ca-rotation-completed-at"
+)
+
+// CATrust is the trust bundle an EtcdCluster's CA Secret data says every
+// holder verifies with.
+func CATrust(data map[string][]byte) []byte {
+	if b := data[KeyCABundle]; len(b) > 0 {
+		return b
+	}
+	return data["tls.crt"]
+}
+
 // peerSecret and serverSecret say which Secret holds a member's
 // certificates: its own in auto mode, the user's shared ones otherwise.
 func peerSecret(c *quorumv1alpha1.EtcdCluster, member string) secretRef {
