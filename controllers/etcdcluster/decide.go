@@ -263,7 +263,7 @@ func clockSince(c *quorumv1alpha1.EtcdCluster, now time.Time) time.Time {
 }
 
 // judgeQuorum is what the evidence says of quorum. Only etcd's own facts
-// count: a majority of voters failing at the network level, no reachable
+// count: too few voters answering at the network level to make a quorum, no reachable
 // member knowing a leader, and no kubelet reporting a voter serving, seen
 // by an operator whose credentials work. That evidence must then hold for
 // unhealthyAfter, measured from when the stored QuorumLost condition
@@ -273,7 +273,10 @@ func judgeQuorum(s *scope, h health) quorumState {
 	if !s.access.ok() {
 		return quorumUnjudged
 	}
-	lostNow := c.Status.ClusterID != "" && h.voters > 0 && len(h.down) >= etcd.Quorum(h.voters) && !h.leaderKnown && !h.serving
+	// Fewer voters up than a quorum: with an even count in the middle of a
+	// replacement (two voters while one is removed and the next not yet
+	// promoted) one voter down is already a loss.
+	lostNow := c.Status.ClusterID != "" && h.voters > 0 && h.voters-len(h.down) < etcd.Quorum(h.voters) && !h.leaderKnown && !h.serving
 	if !lostNow {
 		return quorumOK
 	}

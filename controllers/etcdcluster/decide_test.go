@@ -218,6 +218,15 @@ func TestDecide(t *testing.T) {
 			}, quorumSuspectedSince(now.Add(-10*time.Second))),
 				member("m-a", "a", 1, unhealthy), member("m-b", "b", 2, unhealthy), member("m-c", "c", 3, nodeDown)),
 			want{kind: actWait, reason: "NoQuorum"}},
+		{"two voters in the middle of a replacement, one gone, the other without a leader: quorum suspected lost",
+			scopeOf(cluster(3), member("m-a", "a", 1, noLeader(100)), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, learner, noLeader(50))),
+			want{kind: actWait, reason: "NoQuorum"}},
+		{"the same for longer than unhealthyAfter with RestoreFromBackup: rebuilt",
+			withBackups(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
+				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
+			}, quorumSuspectedSince(now.Add(-2*time.Minute))),
+				member("m-a", "a", 1, noLeader(100)), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, learner, noLeader(50)))),
+			want{kind: actResetForRestore, reason: "QuorumLoss"}},
 		{"two of three lost with RestoreFromBackup: rebuild from the newest snapshot of the cluster's backups",
 			withBackups(scopeOf(cluster(3, func(c *quorumv1alpha1.EtcdCluster) {
 				c.Spec.QuorumLossPolicy = quorumv1alpha1.QuorumLossRestoreFromBackup
@@ -489,5 +498,24 @@ func TestStackedBackupsRestoreTheirEtcdCluster(t *testing.T) {
 	b, sn := newestSnapshotOf(backups, "tenant-etcd")
 	if b == nil || b.Name != "cp-hourly" || sn.TakenAt.Hour() != 14 {
 		t.Fatalf("newest snapshot of a stacked EtcdCluster = %v %v, want the ControlPlane backup's", b, sn)
+	}
+}
+
+// TestEvenVoterCountQuorum: two voters (a replacement between its remove
+// and its promote) with one gone: quorum is suspected lost, never reported
+// healthy; with the old rule (a majority down) it read as healthy.
+func TestEvenVoterCountQuorum(t *testing.T) {
+	s := scopeOf(cluster(3), member("m-a", "a", 1, noLeader(100)), member("m-b", "b", 2, noPod, noPVC), member("m-c", "c", 3, learner, noLeader(50)))
+	if h := assess(s); h.quorum != quorumSuspect {
+		t.Fatalf("quorum %s with 1 of 2 voters up, want %s", h.quorum, quorumSuspect)
+	}
+	st := computeStatus(s.cluster, s, decide(s), now)
+	if c := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionQuorumLost); c == nil || c.Status != metav1.ConditionUnknown || c.Reason != reasonQuorumLossSuspected {
+		t.Fatalf("QuorumLost %+v, want Unknown %s", c, reasonQuorumLossSuspected)
+	}
+	// Four voters, two down: no quorum either.
+	s = scopeOf(cluster(5), member("m-a", "a", 1, noLeader(100)), member("m-b", "b", 2, noLeader(100)), member("m-c", "c", 3, nodeDown), member("m-d", "a", 4, nodeDown))
+	if h := assess(s); h.quorum != quorumSuspect {
+		t.Fatalf("quorum %s with 2 of 4 voters up, want %s", h.quorum, quorumSuspect)
 	}
 }
