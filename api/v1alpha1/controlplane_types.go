@@ -317,6 +317,10 @@ type ControlPlaneStatus struct {
 	// waits on it between phases.
 	// +optional
 	EtcdCredentials *EtcdCredentialsStatus `json:"etcdCredentials,omitempty"`
+	// caRotation is the rotation of the cluster and front-proxy CAs under
+	// way, or the last one made.
+	// +optional
+	CARotation *CARotationStatus `json:"caRotation,omitempty"`
 	// lastRemediation is the last failed replica replaced.
 	// +optional
 	LastRemediation *RemediationStatus `json:"lastRemediation,omitempty"`

@@ -401,6 +401,11 @@ func (in *ControlPlaneStatus) DeepCopyInto(out *ControlPlaneStatus) {
 		*out = new(EtcdCredentialsStatus)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.CARotation != nil {
+		in, out := &in.CARotation, &out.CARotation
+		*out = new(CARotationStatus)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.LastRemediation != nil {
 		in, out := &in.LastRemediation, &out.LastRemediation
 		*out = new(RemediationStatus)

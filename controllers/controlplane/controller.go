@@ -136,7 +136,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	s.version, s.versionRefused = s.targetVersion()
-	s.template = resources.Replica{ControlPlane: cp, Version: s.version, Etcd: access, PKIHash: pkiHash}
+	s.template = resources.Replica{ControlPlane: cp, Version: s.version, Etcd: access, PKIHash: pkiHash, Trust: s.trust}
 	s.hash = s.template.TemplateHash()
 	s.leaders = r.readLeaders(ctx, s, admin)
 

@@ -7,9 +7,11 @@ package controlplane
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -497,5 +500,101 @@ func TestControlPlaneFollowsEtcdCARotation(t *testing.T) {
 	leaf, err := pki.ParseCertificate(pkiData.Data[resources.PKIEtcdClientCert])
 	if err != nil || !pki.IssuedBy(leaf, next.Cert) || string(pkiData.Data[resources.PKIEtcdCACert]) != string(next.CertPEM) {
 		t.Fatalf("the apiservers' etcd client certificate and trust after the rotation: not the new CA's alone (%v)", err)
+	}
+}
+
+// TestControlPlaneCARotation: quorum.dev/rotate-ca takes the cluster and
+// front-proxy CAs through the three phases, the replicas rolling onto each
+// (the operator replaced mid-way goes on from the PKI Secret); afterwards
+// every leaf and kubeconfig is the new CAs' alone.
+func TestControlPlaneCARotation(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-ca")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	r := newReconciler(c)
+	cp := converge(t, r, c, ns, "tenant")
+	pkiData := func() map[string][]byte {
+		s := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.PKISecretName("tenant")}, s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Data
+	}
+	oldCA, _ := pki.ParseCertificate(pkiData()[resources.PKICACert])
+	oldFront, _ := pki.ParseCertificate(pkiData()[resources.PKIFrontProxyCACert])
+
+	patch := client.MergeFrom(cp.DeepCopy())
+	cp.Annotations = map[string]string{reconciler.AnnotationRotateCA: "1"}
+	if err := c.Patch(ctx, cp, patch); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+	var phases []quorumv1alpha1.CARotationPhase
+	for i := 0; i < 150; i++ {
+		if i == 10 {
+			r = newReconciler(c) // the operator restarted mid-rotation
+		}
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		kubelet(t, c, ns, "tenant", true, time.Now().Add(-time.Hour))
+		if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+			t.Fatal(err)
+		}
+		if rot := cp.Status.CARotation; rot != nil && (len(phases) == 0 || phases[len(phases)-1] != rot.Phase) {
+			phases = append(phases, rot.Phase)
+		}
+		if rot := cp.Status.CARotation; rot != nil && rot.Phase == quorumv1alpha1.CARotationCompleted && cp.Status.UpdatedReplicas == 3 && cp.Status.Replicas == 3 {
+			break
+		}
+	}
+	want := []quorumv1alpha1.CARotationPhase{quorumv1alpha1.CARotationTrustBoth, quorumv1alpha1.CARotationReissueLeaves, quorumv1alpha1.CARotationDropOldCA, quorumv1alpha1.CARotationCompleted}
+	if !slices.Equal(phases, want) {
+		t.Fatalf("phases %v, want %v; status %+v", phases, want, cp.Status)
+	}
+	data := pkiData()
+	ca, _ := pki.ParseCertificate(data[resources.PKICACert])
+	front, _ := pki.ParseCertificate(data[resources.PKIFrontProxyCACert])
+	if pki.Fingerprint(ca) == pki.Fingerprint(oldCA) || pki.Fingerprint(front) == pki.Fingerprint(oldFront) {
+		t.Fatal("the CAs are the same after the rotation")
+	}
+	for k, issuer := range map[string]*x509.Certificate{resources.PKIAPIServerCert: ca, resources.PKIKubeletClientCert: ca, resources.PKIFrontProxyClientCert: front} {
+		leaf, _ := pki.ParseCertificate(data[k])
+		if !pki.IssuedBy(leaf, issuer) {
+			t.Errorf("%s is not the new CA's", k)
+		}
+	}
+	for _, u := range []string{resources.KubeconfigAdmin, resources.KubeconfigControllerManager, resources.KubeconfigScheduler} {
+		s := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.KubeconfigSecretName("tenant", u)}, s); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.Load(s.Data[resources.KubeconfigKey])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range cfg.Clusters {
+			if string(cl.CertificateAuthorityData) != string(data[resources.PKICACert]) {
+				t.Errorf("kubeconfig %s trusts %v, want the new CA alone", u, pki.BundleFingerprints(cl.CertificateAuthorityData))
+			}
+		}
+		for _, ai := range cfg.AuthInfos {
+			leaf, _ := pki.ParseCertificate(ai.ClientCertificateData)
+			if !pki.IssuedBy(leaf, ca) {
+				t.Errorf("kubeconfig %s: client certificate not the new CA's", u)
+			}
+		}
+	}
+	for _, p := range replicaPods(t, c, ns, "tenant") {
+		args := strings.Join(p.Spec.Containers[0].Args, " ")
+		if !strings.Contains(args, "--client-ca-file=/etc/kubernetes/pki/ca.crt") {
+			t.Errorf("replica %s verifies clients with %s, want the new CA alone", p.Name, args)
+		}
+	}
+	if !meta.IsStatusConditionTrue(cp.Status.Conditions, quorumv1alpha1.ConditionReady) {
+		t.Fatalf("not Ready after the rotation: %+v", cp.Status.Conditions)
 	}
 }

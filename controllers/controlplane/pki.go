@@ -34,6 +34,8 @@ type pkiInput struct {
 	serviceHosts []string
 	etcd         etcdCredentials
 	now          time.Time
+	// rotation is the phase of a CA rotation under way ("" for none).
+	rotation quorumv1alpha1.CARotationPhase
 }
 
 func renewBefore(cp *quorumv1alpha1.ControlPlane) time.Duration {
@@ -61,23 +63,34 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 			in.serviceHosts = append(in.serviceHosts, ing.Hostname)
 		}
 	}
-	existing, err := r.secretData(ctx, cp.Namespace, resources.PKISecretName(cp.Name))
+	current := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: resources.PKISecretName(cp.Name)}, current); client.IgnoreNotFound(err) != nil {
+		return "", nil, err
+	}
+	annotations := rotationAnnotations(cp, current.Annotations)
+	s.rotation = readRotation(annotations)
+	in.rotation = s.rotation.phase
+	data, renewed, err := planPKI(in, current.Data)
 	if err != nil {
 		return "", nil, err
 	}
-	data, renewed, err := planPKI(in, existing)
-	if err != nil {
+	pkiSecret := controlPlaneSecret(cp, resources.PKISecretName(cp.Name), data)
+	pkiSecret.Annotations = annotations
+	if err := r.ApplyOwned(ctx, cp, pkiSecret); err != nil {
 		return "", nil, err
 	}
-	if err := r.ApplyOwned(ctx, cp, controlPlaneSecret(cp, resources.PKISecretName(cp.Name), data)); err != nil {
-		return "", nil, err
-	}
+	s.trust = resources.TrustOf(data)
 	if len(renewed) > 0 {
 		r.Event(cp, corev1.EventTypeNormal, "CertificatesRenewed", "issued "+strings.Join(renewed, ", ")+"; the replicas roll onto them")
 	}
 	ca, err := pki.ParseKeyPair(data[resources.PKICACert], data[resources.PKICAKey])
 	if err != nil {
 		return "", nil, err
+	}
+	s.caNotAfter = ca.Cert.NotAfter
+	trust := data[resources.PKICACert]
+	if b := data[resources.PKICABundle]; len(b) > 0 {
+		trust = b
 	}
 	s.certificates = nil
 	for _, k := range slices.Sorted(maps.Keys(data)) {
@@ -97,7 +110,7 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 		if err != nil {
 			return "", nil, err
 		}
-		cfg, _, err := planKubeconfig(cp, u, ca, existing[resources.KubeconfigKey], in.now)
+		cfg, _, err := planKubeconfig(cp, u, ca, trust, existing[resources.KubeconfigKey], in.now)
 		if err != nil {
 			return "", nil, err
 		}
@@ -165,6 +178,9 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 	}
 	var renewed []string
 
+	if err := planRotation(in, data); err != nil {
+		return nil, nil, err
+	}
 	ca, err := ensureCAKeys(data, resources.PKICACert, resources.PKICAKey, "kubernetes-ca "+in.cp.Namespace+"/"+in.cp.Name)
 	if err != nil {
 		return nil, nil, err
@@ -294,15 +310,16 @@ func kubeconfigUsers(cp *quorumv1alpha1.ControlPlane) []kubeconfigUser {
 }
 
 // planKubeconfig returns the kubeconfig for u, or existing when it still
-// points at the right server, trusts the CA and is not about to expire.
-func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.KeyPair, existing []byte, now time.Time) ([]byte, bool, error) {
+// points at the right server, trusts the trust bundle (the CA, or both CAs
+// during a rotation), was issued by the CA and is not about to expire.
+func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.KeyPair, trust []byte, existing []byte, now time.Time) ([]byte, bool, error) {
 	if len(existing) > 0 {
 		if cfg, err := clientcmd.Load(existing); err == nil {
 			ctx := cfg.Contexts[cfg.CurrentContext]
 			if ctx != nil && cfg.Clusters[ctx.Cluster] != nil && cfg.AuthInfos[ctx.AuthInfo] != nil {
 				cl, user := cfg.Clusters[ctx.Cluster], cfg.AuthInfos[ctx.AuthInfo]
 				cert, err := pki.ParseCertificate(user.ClientCertificateData)
-				if err == nil && cl.Server == u.server && bytes.Equal(cl.CertificateAuthorityData, ca.CertPEM) &&
+				if err == nil && cl.Server == u.server && bytes.Equal(cl.CertificateAuthorityData, trust) &&
 					!pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(cp)) && issuedBy(cert, ca) {
 					return existing, false, nil
 				}
@@ -316,7 +333,7 @@ func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.K
 	if err != nil {
 		return nil, false, err
 	}
-	out, err := pki.Kubeconfig(cp.Name, u.server, ca.CertPEM, u.name, kp)
+	out, err := pki.Kubeconfig(cp.Name, u.server, trust, u.name, kp)
 	return out, true, err
 }
 

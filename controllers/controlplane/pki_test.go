@@ -206,7 +206,7 @@ func TestKubeconfigs(t *testing.T) {
 		resources.KubeconfigScheduler:         {"https://127.0.0.1:6443", "system:kube-scheduler", ""},
 	}
 	for _, u := range kubeconfigUsers(cp) {
-		raw, changed, err := planKubeconfig(cp, u, ca, nil, now)
+		raw, changed, err := planKubeconfig(cp, u, ca, ca.CertPEM, nil, now)
 		if err != nil || !changed {
 			t.Fatalf("%s: changed=%v err=%v", u.name, changed, err)
 		}
@@ -234,10 +234,10 @@ func TestKubeconfigs(t *testing.T) {
 			t.Errorf("%s: a client certificate from the cluster CA is wanted", u.name)
 		}
 		// Unchanged on the next pass; reissued near expiry.
-		if _, changed, _ := planKubeconfig(cp, u, ca, raw, now); changed {
+		if _, changed, _ := planKubeconfig(cp, u, ca, ca.CertPEM, raw, now); changed {
 			t.Errorf("%s changed on a second pass", u.name)
 		}
-		if _, changed, _ := planKubeconfig(cp, u, ca, raw, now.Add(350*24*time.Hour)); !changed {
+		if _, changed, _ := planKubeconfig(cp, u, ca, ca.CertPEM, raw, now.Add(350*24*time.Hour)); !changed {
 			t.Errorf("%s not renewed within the threshold", u.name)
 		}
 	}
@@ -245,5 +245,74 @@ func TestKubeconfigs(t *testing.T) {
 	cp.Spec.Endpoint.Host = ""
 	if got := resources.EndpointURL(cp); got != "https://tenant-apiserver.team-a.svc:443" {
 		t.Errorf("endpoint without host = %s", got)
+	}
+}
+
+// TestPKIRotationPhases: the PKI data through a rotation's phases: new CAs
+// bundled with the old, then issuing (every leaf reissued, the bundles
+// kept), then alone.
+func TestPKIRotationPhases(t *testing.T) {
+	cp := testControlPlane()
+	in := pkiInput{cp: cp, etcd: etcdCredentials{CA: testEtcdCA(t)}, now: time.Now()}
+	data, _, err := planPKI(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCA, _ := pki.ParseCertificate(data[resources.PKICACert])
+	oldFront, _ := pki.ParseCertificate(data[resources.PKIFrontProxyCACert])
+
+	in.rotation = quorumv1alpha1.CARotationTrustBoth
+	data, renewed, err := planPKI(in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextCA, err := pki.ParseCertificate(data[resources.PKINextCACert])
+	if err != nil || len(renewed) != 0 {
+		t.Fatalf("trust both: next CA %v, renewed %v (nothing is reissued yet)", err, renewed)
+	}
+	if fps := pki.BundleFingerprints(data[resources.PKICABundle]); len(fps) != 2 || fps[0] != pki.Fingerprint(oldCA) || fps[1] != pki.Fingerprint(nextCA) {
+		t.Fatalf("trust both: bundle %v", fps)
+	}
+	if tr := resources.TrustOf(data); tr.Cluster != resources.PKICABundle || tr.FrontProxy != resources.PKIFrontProxyCABundle {
+		t.Fatalf("trust both: replicas verify with %+v, want the bundles", tr)
+	}
+	again, _, _ := planPKI(in, data)
+	if string(again[resources.PKINextCACert]) != string(data[resources.PKINextCACert]) {
+		t.Fatal("trust both planned twice made two new CAs")
+	}
+
+	in.rotation = quorumv1alpha1.CARotationReissueLeaves
+	data, renewed, err = planPKI(in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := pki.ParseCertificate(data[resources.PKICACert])
+	front, _ := pki.ParseCertificate(data[resources.PKIFrontProxyCACert])
+	if pki.Fingerprint(ca) != pki.Fingerprint(nextCA) || pki.Fingerprint(front) == pki.Fingerprint(oldFront) || len(data[resources.PKINextCACert]) != 0 {
+		t.Fatal("reissue: the new CAs do not issue")
+	}
+	if len(renewed) != 3 {
+		t.Fatalf("reissue: renewed %v, want the serving, kubelet-client and front-proxy-client certificates", renewed)
+	}
+	for k, issuer := range map[string]*x509.Certificate{resources.PKIAPIServerCert: ca, resources.PKIKubeletClientCert: ca, resources.PKIFrontProxyClientCert: front} {
+		leaf, _ := pki.ParseCertificate(data[k])
+		if !pki.IssuedBy(leaf, issuer) {
+			t.Errorf("reissue: %s not issued by the new CA", k)
+		}
+	}
+	if len(pki.BundleFingerprints(data[resources.PKICABundle])) != 2 {
+		t.Fatal("reissue: the bundle lost the old CA too early")
+	}
+
+	in.rotation = quorumv1alpha1.CARotationDropOldCA
+	data, _, err = planPKI(in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data[resources.PKICABundle]) != 0 || len(data[resources.PKIFrontProxyCABundle]) != 0 {
+		t.Fatal("drop: bundles left")
+	}
+	if tr := resources.TrustOf(data); tr.Cluster != resources.PKICACert || tr.FrontProxy != resources.PKIFrontProxyCACert {
+		t.Fatalf("drop: replicas verify with %+v, want the CAs alone", tr)
 	}
 }

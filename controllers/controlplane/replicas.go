@@ -17,6 +17,8 @@ import (
 func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 	cp := s.cp
 	switch a.kind {
+	case actStartCARotation, actAdvanceCARotation:
+		return r.stepCARotation(ctx, s, a)
 	case actCreate:
 		name := cp.Name + "-" + utilrand.String(5)
 		if err := r.CreateOwned(ctx, cp, s.template.ReplicaPod(name, a.zone)); err != nil {

@@ -77,6 +77,11 @@ type scope struct {
 	// etcdCredentials are the etcd credentials the current template
 	// carries; status reports them once every replica runs it.
 	etcdCredentials *quorumv1alpha1.EtcdCredentialsStatus
+	// rotation is the CA rotation the PKI Secret records; trust the files
+	// replicas verify clients with; caNotAfter when the cluster CA ends.
+	rotation   caRotation
+	trust      resources.PKITrust
+	caNotAfter time.Time
 }
 
 // observeReplicas lists the replica pods and the nodes.

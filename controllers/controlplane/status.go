@@ -44,6 +44,7 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		LastRemediation:     cp.Status.LastRemediation,
 		Certificates:        cp.Status.Certificates,
 		EtcdCredentials:     cp.Status.EtcdCredentials,
+		CARotation:          rotationStatus(s, a),
 		Conditions:          append([]metav1.Condition(nil), cp.Status.Conditions...),
 	}
 	if s.certificates != nil {
@@ -118,7 +119,7 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		set(quorumv1alpha1.ConditionProgressing, false, reconciler.ReasonPaused, a.message)
 	case s.versionRefused != "":
 		set(quorumv1alpha1.ConditionProgressing, false, "UpgradeRefused", s.versionRefused)
-	case a.kind == actCreate || a.kind == actDelete:
+	case a.kind == actCreate || a.kind == actDelete || a.kind == actStartCARotation || a.kind == actAdvanceCARotation:
 		set(quorumv1alpha1.ConditionProgressing, true, a.reason, a.message)
 	case a.kind == actWait:
 		set(quorumv1alpha1.ConditionProgressing, true, a.reason, a.message)

@@ -50,6 +50,6 @@ func (r *Reconciler) decorateStacked(ctx context.Context, ec *quorumv1alpha1.Etc
 		}
 	}
 	target, _ := version.Target(cp.Spec.Version, version.KubernetesStep, running...)
-	resources.Replica{ControlPlane: cp, Version: target, PKIHash: resources.SecretsHash(secrets...), Etcd: resources.StackedEtcdAccess()}.Decorate(pod)
+	resources.Replica{ControlPlane: cp, Version: target, PKIHash: resources.SecretsHash(secrets...), Trust: resources.TrustOf(secrets[0]), Etcd: resources.StackedEtcdAccess()}.Decorate(pod)
 	return nil
 }

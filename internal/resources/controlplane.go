@@ -54,6 +54,14 @@ const (
 	PKIEtcdCACert           = "etcd-ca.crt"
 	PKIEtcdClientCert       = "apiserver-etcd-client.crt"
 	PKIEtcdClientKey        = "apiserver-etcd-client.key"
+	// During a CA rotation: the trust bundles (old and new CA) and the new
+	// CAs while they are trusted but do not issue yet.
+	PKICABundle             = "ca-bundle.crt"
+	PKIFrontProxyCABundle   = "front-proxy-ca-bundle.crt"
+	PKINextCACert           = "next-ca.crt"
+	PKINextCAKey            = "next-ca.key"
+	PKINextFrontProxyCACert = "next-front-proxy-ca.crt"
+	PKINextFrontProxyCAKey  = "next-front-proxy-ca.key"
 	// KubeconfigKey is the key of a kubeconfig Secret.
 	KubeconfigKey = "value"
 )
@@ -186,6 +194,27 @@ type Replica struct {
 	// PKIHash identifies the certificates the replica mounts: new
 	// certificates change the template hash and roll the replicas.
 	PKIHash string
+	// Trust are the PKI files client certificates are verified with.
+	Trust PKITrust
+}
+
+// PKITrust names the PKI files that verify client certificates: the
+// cluster CA's and the front-proxy CA's, or their bundles while a CA
+// rotation trusts two.
+type PKITrust struct {
+	Cluster, FrontProxy string
+}
+
+// TrustOf is the trust a replica built from the PKI Secret data uses.
+func TrustOf(data map[string][]byte) PKITrust {
+	t := PKITrust{Cluster: PKICACert, FrontProxy: PKIFrontProxyCACert}
+	if len(data[PKICABundle]) > 0 {
+		t.Cluster = PKICABundle
+	}
+	if len(data[PKIFrontProxyCABundle]) > 0 {
+		t.FrontProxy = PKIFrontProxyCABundle
+	}
+	return t
 }
 
 // Paths inside a replica pod.
@@ -199,6 +228,13 @@ const (
 func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 	cp := r.ControlPlane
 	cidr := ServiceCIDR(cp)
+	trust := r.Trust
+	if trust.Cluster == "" {
+		trust.Cluster = PKICACert
+	}
+	if trust.FrontProxy == "" {
+		trust.FrontProxy = PKIFrontProxyCACert
+	}
 	apiserver := map[string]string{
 		"advertise-address":                  "$(POD_IP)",
 		"bind-address":                       "0.0.0.0",
@@ -207,7 +243,7 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		"etcd-cafile":                        pkiDir + "/" + PKIEtcdCACert,
 		"etcd-certfile":                      pkiDir + "/" + PKIEtcdClientCert,
 		"etcd-keyfile":                       pkiDir + "/" + PKIEtcdClientKey,
-		"client-ca-file":                     pkiDir + "/" + PKICACert,
+		"client-ca-file":                     pkiDir + "/" + trust.Cluster,
 		"tls-cert-file":                      pkiDir + "/" + PKIAPIServerCert,
 		"tls-private-key-file":               pkiDir + "/" + PKIAPIServerKey,
 		"kubelet-client-certificate":         pkiDir + "/" + PKIKubeletClientCert,
@@ -215,7 +251,7 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
 		"proxy-client-cert-file":             pkiDir + "/" + PKIFrontProxyClientCert,
 		"proxy-client-key-file":              pkiDir + "/" + PKIFrontProxyClientKey,
-		"requestheader-client-ca-file":       pkiDir + "/" + PKIFrontProxyCACert,
+		"requestheader-client-ca-file":       pkiDir + "/" + trust.FrontProxy,
 		"requestheader-allowed-names":        "front-proxy-client",
 		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
 		"requestheader-group-headers":        "X-Remote-Group",
@@ -240,9 +276,9 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		"cluster-name":                     cp.Name,
 		"cluster-signing-cert-file":        pkiDir + "/" + PKICACert,
 		"cluster-signing-key-file":         pkiDir + "/" + PKICAKey,
-		"root-ca-file":                     pkiDir + "/" + PKICACert,
-		"client-ca-file":                   pkiDir + "/" + PKICACert,
-		"requestheader-client-ca-file":     pkiDir + "/" + PKIFrontProxyCACert,
+		"root-ca-file":                     pkiDir + "/" + trust.Cluster,
+		"client-ca-file":                   pkiDir + "/" + trust.Cluster,
+		"requestheader-client-ca-file":     pkiDir + "/" + trust.FrontProxy,
 		"service-account-private-key-file": pkiDir + "/" + PKIServiceAccountKey,
 		"use-service-account-credentials":  "true",
 		"controllers":                      "*,bootstrapsigner,tokencleaner",
