@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +160,50 @@ type poller struct {
 func startPoller(t *testing.T, kubeconfig string) *poller {
 	t.Helper()
 	cs := hostedClientset(t, kubeconfig)
+	return startPollerWith(func() kubernetes.Interface { return cs })
+}
+
+// startFollowingPoller is startPoller with the admin kubeconfig fetched
+// again from its Secret (at most every 2 s) whenever it changes, as a user
+// is told to during a CA rotation.
+func startFollowingPoller(t *testing.T, cp *quorumv1alpha1.ControlPlane) *poller {
+	t.Helper()
+	var cs kubernetes.Interface
+	var version string
+	var checked time.Time
+	return startPollerWith(func() kubernetes.Interface {
+		if cs != nil && time.Since(checked) < 2*time.Second {
+			return cs
+		}
+		checked = time.Now()
+		secret, err := kube.CoreV1().Secrets(cp.Namespace).Get(context.Background(), cp.Status.KubeconfigSecretRef.Name, metav1.GetOptions{})
+		if err != nil || secret.ResourceVersion == version {
+			return cs
+		}
+		if next, err := clientsetFrom(cp, secret.Data[resources.KubeconfigKey]); err == nil {
+			cs, version = next, secret.ResourceVersion
+		}
+		return cs
+	})
+}
+
+// clientsetFrom is a client of the hosted API from a kubeconfig, pointed at
+// the endpoint Service's cluster IP.
+func clientsetFrom(cp *quorumv1alpha1.ControlPlane, kubeconfig []byte) (kubernetes.Interface, error) {
+	svc, err := kube.CoreV1().Services(cp.Namespace).Get(context.Background(), resources.EndpointServiceName(cp.Name), metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host = fmt.Sprintf("https://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+	cfg.Timeout = 5 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+func startPollerWith(client func() kubernetes.Interface) *poller {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &poller{stop: cancel, done: make(chan struct{}), lastSuccess: time.Now()}
 	go func() {
@@ -172,7 +217,10 @@ func startPoller(t *testing.T, kubeconfig string) *poller {
 			case <-tick.C:
 			}
 			rctx, rcancel := context.WithTimeout(ctx, time.Second)
-			_, err := cs.CoreV1().Namespaces().Get(rctx, "default", metav1.GetOptions{})
+			var err error = errors.New("no kubeconfig")
+			if cs := client(); cs != nil {
+				_, err = cs.CoreV1().Namespaces().Get(rctx, "default", metav1.GetOptions{})
+			}
 			rcancel()
 			if ctx.Err() != nil {
 				return

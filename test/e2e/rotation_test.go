@@ -134,11 +134,13 @@ func servedCertificate(t *testing.T, ns, member string) *x509.Certificate {
 }
 
 // testCARotation (issue 12 b, c): quorum.dev/rotate-ca on a 3-member
-// EtcdCluster with a ControlPlane on it, the operator killed in the middle:
-// the rotation finishes, every leaf (served by the members, in the
-// Secrets, the apiservers' etcd client) verifies against the new CA only,
-// and neither a writer that follows the client Secret nor a client of the
-// hosted API through the endpoint sees a failure window over 5 s.
+// EtcdCluster and on the ControlPlane on it, at once, the operator killed
+// in the middle: both rotations finish, every leaf (served by the members,
+// in the Secrets, the apiservers' etcd client, the control plane's
+// certificates and kubeconfigs) verifies against the new CAs only, and
+// neither a writer that follows the client Secret nor a client of the
+// hosted API through the endpoint (fetching the admin kubeconfig again as
+// documented) sees a failure window over 5 s.
 func testCARotation(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "etcd-rotate")
@@ -147,9 +149,14 @@ func testCARotation(t *testing.T) {
 	newControlPlane(t, ns, "tenant", cluster.KubernetesVersion, 3,
 		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "main"}})
 	cp := waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 8*time.Minute)
-	p := startPoller(t, adminKubeconfig(t, cp))
+	p := startFollowingPoller(t, cp)
 	w := startFollowingWriter(t, ns, "main")
 	old := caCert(t, ns)
+	oldCP := cpCA(t, ns)
+	oldKubeconfig, err := kube.CoreV1().Secrets(ns).Get(context.Background(), cp.Status.KubeconfigSecretRef.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	c := getCluster(t, ns, "main")
 	patch := client.MergeFrom(c.DeepCopy())
@@ -157,34 +164,81 @@ func testCARotation(t *testing.T) {
 	if err := crClient(t).Patch(context.Background(), c, patch); err != nil {
 		t.Fatal(err)
 	}
+	cpPatch := client.MergeFrom(cp.DeepCopy())
+	cp.Annotations = map[string]string{reconciler.AnnotationRotateCA: "e2e-1"}
+	if err := crClient(t).Patch(context.Background(), cp, cpPatch); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	killed := false
-	var phases []string
-	eventually(t, "the CA rotation completed", 20*time.Minute, func() (bool, string) {
+	var phases, cpPhases []string
+	var etcdTook, cpTook time.Duration
+	eventually(t, "both CA rotations completed", 25*time.Minute, func() (bool, string) {
 		c = getCluster(t, ns, "main")
-		rot := c.Status.CARotation
-		if rot == nil {
-			return false, "no status.caRotation yet"
+		cp = getControlPlane(t, ns, "tenant")
+		rot, cpRot := c.Status.CARotation, cp.Status.CARotation
+		if rot == nil || cpRot == nil {
+			return false, fmt.Sprintf("status.caRotation %+v, ControlPlane's %+v", rot, cpRot)
 		}
-		if len(phases) == 0 || phases[len(phases)-1] != string(rot.Phase) {
-			phases = append(phases, string(rot.Phase))
-			t.Logf("%s: phase %s", time.Since(start).Round(time.Second), rot.Phase)
+		for _, seen := range []struct {
+			what   string
+			phases *[]string
+			phase  quorumv1alpha1.CARotationPhase
+			took   *time.Duration
+		}{{"EtcdCluster", &phases, rot.Phase, &etcdTook}, {"ControlPlane", &cpPhases, cpRot.Phase, &cpTook}} {
+			if n := len(*seen.phases); n == 0 || (*seen.phases)[n-1] != string(seen.phase) {
+				*seen.phases = append(*seen.phases, string(seen.phase))
+				t.Logf("%s: %s phase %s", time.Since(start).Round(time.Second), seen.what, seen.phase)
+				if seen.phase == quorumv1alpha1.CARotationCompleted {
+					*seen.took = time.Since(start)
+				}
+			}
 		}
 		if !killed && rot.Phase == quorumv1alpha1.CARotationReissueLeaves && killLeadingManager(t) {
 			killed = true
 			t.Logf("killed the operator in phase %s", rot.Phase)
 		}
-		return rot.Phase == quorumv1alpha1.CARotationCompleted && c.Status.PendingChange == nil, fmt.Sprintf("%+v; %s", rot, conditionSummary(c))
+		done := rot.Phase == quorumv1alpha1.CARotationCompleted && c.Status.PendingChange == nil && cpRot.Phase == quorumv1alpha1.CARotationCompleted
+		return done, fmt.Sprintf("%+v; ControlPlane %+v; %s", rot, cpRot, conditionSummary(c))
 	})
-	took := time.Since(start)
 	if !killed {
 		t.Fatal("the operator was never killed during the rotation")
 	}
-	if strings.Join(phases, ",") != "TrustBoth,ReissueLeaves,DropOldCA,Completed" {
-		t.Errorf("phases seen %v", phases)
+	for what, seen := range map[string][]string{"EtcdCluster": phases, "ControlPlane": cpPhases} {
+		if strings.Join(seen, ",") != "TrustBoth,ReissueLeaves,DropOldCA,Completed" {
+			t.Errorf("%s phases seen %v", what, seen)
+		}
 	}
 	waitHealthy(t, ns, "main", 3, 4*time.Minute)
 	cp = waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 6*time.Minute)
+
+	// The control plane's CAs: every leaf and kubeconfig is the new CAs'.
+	nextCP := cpCA(t, ns)
+	if pki.Fingerprint(nextCP) == pki.Fingerprint(oldCP) {
+		t.Fatal("the control plane's CA is the same after its rotation")
+	}
+	pkiSecret, err := kube.CoreV1().Secrets(ns).Get(context.Background(), resources.PKISecretName("tenant"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, _ := pki.ParseCertificate(pkiSecret.Data[resources.PKIFrontProxyCACert])
+	for k, issuer := range map[string]*x509.Certificate{resources.PKIAPIServerCert: nextCP, resources.PKIKubeletClientCert: nextCP, resources.PKIFrontProxyClientCert: front} {
+		leaf, _ := pki.ParseCertificate(pkiSecret.Data[k])
+		if !pki.IssuedBy(leaf, issuer) || pki.IssuedBy(leaf, oldCP) {
+			t.Errorf("%s: not the new CA's alone", k)
+		}
+	}
+	if len(pkiSecret.Data[resources.PKICABundle]) != 0 || len(pkiSecret.Data[resources.PKIFrontProxyCABundle]) != 0 {
+		t.Error("trust bundles left in the PKI Secret")
+	}
+	// The admin kubeconfig fetched again works; the one from before does not.
+	fresh := adminKubeconfig(t, cp)
+	hostedKubectl(t, fresh, "get", "namespace", "default")
+	if stale, err := clientsetFrom(cp, oldKubeconfig.Data[resources.KubeconfigKey]); err != nil {
+		t.Fatal(err)
+	} else if _, err := stale.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err == nil {
+		t.Error("the admin kubeconfig from before the rotation still works: the old CA is still trusted")
+	}
 
 	next := caCert(t, ns)
 	if pki.Fingerprint(next) == pki.Fingerprint(old) {
@@ -220,8 +274,8 @@ func testCARotation(t *testing.T) {
 	if ec := cp.Status.EtcdCredentials; ec == nil || len(ec.TrustedCAs) != 1 || ec.TrustedCAs[0] != pki.Fingerprint(next) || ec.ClientIssuer != pki.Fingerprint(next) {
 		t.Errorf("the ControlPlane's replicas run etcd credentials %+v, want the new CA alone", ec)
 	}
-	t.Logf("CA rotation of 3 members with a 3-replica ControlPlane on them (operator killed once): %s; longest window without an acknowledged write %s",
-		took.Round(time.Second), w.gap().Round(10*time.Millisecond))
+	t.Logf("CA rotations, side by side, operator killed once: EtcdCluster of 3 members (with the ControlPlane following) %s, ControlPlane of 3 replicas %s; longest window without an acknowledged write %s",
+		etcdTook.Round(time.Second), cpTook.Round(time.Second), w.gap().Round(10*time.Millisecond))
 	if w.gap() > 5*time.Second {
 		t.Errorf("the writer went %s without an acknowledged write, want at most 5s", w.gap())
 	}
@@ -236,6 +290,19 @@ func caCert(t *testing.T, ns string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	cert, err := pki.ParseCertificate(sec.Data[corev1.TLSCertKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func cpCA(t *testing.T, ns string) *x509.Certificate {
+	t.Helper()
+	sec, err := kube.CoreV1().Secrets(ns).Get(context.Background(), resources.PKISecretName("tenant"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCertificate(sec.Data[resources.PKICACert])
 	if err != nil {
 		t.Fatal(err)
 	}
