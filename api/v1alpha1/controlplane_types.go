@@ -324,7 +324,8 @@ type ControlPlaneStatus struct {
 	// lastRemediation is the last failed replica replaced.
 	// +optional
 	LastRemediation *RemediationStatus `json:"lastRemediation,omitempty"`
-	// conditions: Available, Progressing, Degraded, EtcdAvailable.
+	// conditions: Available, Progressing, Degraded, EtcdAvailable,
+	// CertificatesExpiring.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

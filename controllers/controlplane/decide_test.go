@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -261,5 +262,43 @@ func TestStackedEtcdFollowsDeletionPolicy(t *testing.T) {
 		if got := resources.StackedEtcdCluster(cp).Spec.DeletionPolicy; got != p {
 			t.Fatalf("stacked EtcdCluster deletionPolicy %q, want %q", got, p)
 		}
+	}
+}
+
+// TestControlPlaneCARotationDecisions: a new rotate-ca value starts a
+// rotation only with every replica ready and current; a phase moves on
+// once every replica runs it; a CA near its end with no rotation under way
+// is said in CertificatesExpiring.
+func TestControlPlaneCARotationDecisions(t *testing.T) {
+	asked := func(s *scope) {
+		s.cp.Annotations = map[string]string{reconciler.AnnotationRotateCA: "2"}
+		s.rotation.trigger = "1"
+		s.caNotAfter = cpNow.Add(10 * 365 * 24 * time.Hour)
+	}
+	if a := decide(scopeOf(3, asked, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"))); a.kind != actStartCARotation {
+		t.Fatalf("asked, replicas settled: %s (%s)", a.kind, a.message)
+	}
+	if a := decide(scopeOf(3, asked, rep("a", "zone-a"), rep("b", "zone-b", unready(5*time.Second)), rep("c", "zone-c"))); a.kind == actStartCARotation {
+		t.Fatal("a rotation started with a replica not ready")
+	}
+	inPhase := func(s *scope) {
+		s.rotation.phase = quorumv1alpha1.CARotationTrustBoth
+		s.caNotAfter = cpNow.Add(10 * 365 * 24 * time.Hour)
+	}
+	if a := decide(scopeOf(3, inPhase, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c", outdatedAt("v1.36.3")))); a.kind == actAdvanceCARotation {
+		t.Fatal("a phase moved on with a replica not running it")
+	}
+	if a := decide(scopeOf(3, inPhase, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"))); a.kind != actAdvanceCARotation {
+		t.Fatalf("every replica runs the phase: %s (%s)", a.kind, a.message)
+	}
+	nearEnd := func(s *scope) { s.caNotAfter = cpNow.Add(200 * 24 * time.Hour) }
+	s := scopeOf(3, nearEnd, rep("a", "zone-a"), rep("b", "zone-b", unready(5*time.Second)), rep("c", "zone-c"))
+	st := computeStatus(s, decide(s))
+	if c := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionCertificatesExpiring); c == nil || c.Status != metav1.ConditionTrue || c.Reason != "CAExpiring" {
+		t.Fatalf("CertificatesExpiring %+v with the CA ending in 200 days and no rotation", c)
+	}
+	s = scopeOf(3, nearEnd, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"))
+	if a := decide(s); a.kind != actStartCARotation || !strings.Contains(a.message, "the cluster CA expires") {
+		t.Fatalf("the CA ending in 200 days, replicas settled: %s (%s), want a rotation", a.kind, a.message)
 	}
 }

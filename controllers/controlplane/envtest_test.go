@@ -594,7 +594,8 @@ func TestControlPlaneCARotation(t *testing.T) {
 			t.Errorf("replica %s verifies clients with %s, want the new CA alone", p.Name, args)
 		}
 	}
-	if !meta.IsStatusConditionTrue(cp.Status.Conditions, quorumv1alpha1.ConditionReady) {
-		t.Fatalf("not Ready after the rotation: %+v", cp.Status.Conditions)
+	if !meta.IsStatusConditionTrue(cp.Status.Conditions, quorumv1alpha1.ConditionReady) ||
+		!meta.IsStatusConditionFalse(cp.Status.Conditions, quorumv1alpha1.ConditionCertificatesExpiring) {
+		t.Fatalf("not Ready, or certificates said expiring, after the rotation: %+v", cp.Status.Conditions)
 	}
 }

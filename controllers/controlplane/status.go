@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 	"quorum.dev/quorum/internal/version"
@@ -114,6 +116,8 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		set(quorumv1alpha1.ConditionDegraded, false, "AllReplicasReady", fmt.Sprintf("%d of %d apiservers ready", st.ReadyReplicas, desired))
 	}
 
+	certificatesExpiring(s, st.Certificates, set)
+
 	switch {
 	case s.paused:
 		set(quorumv1alpha1.ConditionProgressing, false, reconciler.ReasonPaused, a.message)
@@ -172,4 +176,30 @@ func updateMetrics(cp *quorumv1alpha1.ControlPlane, st quorumv1alpha1.ControlPla
 	cpReplicas.WithLabelValues(cp.Namespace, cp.Name, "unready").Set(float64(st.Replicas - st.ReadyReplicas))
 	cpReplicas.WithLabelValues(cp.Namespace, cp.Name, "updated").Set(float64(st.UpdatedReplicas))
 	cpAvailable.WithLabelValues(cp.Namespace, cp.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionAvailable)))
+}
+
+// certificatesExpiring says in CertificatesExpiring which certificates are
+// inside their renewal window and not renewed (a certificate cannot
+// outlive its CA, and the CA rotation that would fix it is blocked), and
+// when the cluster CA itself is due for rotation without one under way.
+func certificatesExpiring(s *scope, certs []quorumv1alpha1.CertificateStatus, set func(string, bool, string, string)) {
+	if s.paused || s.caNotAfter.IsZero() {
+		return
+	}
+	var expiring []string
+	for _, c := range certs {
+		if c.NotAfter.Sub(s.now) < renewBefore(s.cp) {
+			expiring = append(expiring, fmt.Sprintf("%s (expires %s)", c.Name, c.NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	switch {
+	case len(expiring) > 0:
+		set(quorumv1alpha1.ConditionCertificatesExpiring, true, "RenewalPending", "inside certificateRenewBefore and not renewed: "+strings.Join(expiring, ", ")+
+			"; a certificate cannot outlive its CA: the CA rotation must finish (see status.caRotation)")
+	case s.rotation.phase == "" && s.caNotAfter.Sub(s.now) < pki.DefaultLeafValidity+renewBefore(s.cp):
+		set(quorumv1alpha1.ConditionCertificatesExpiring, true, "CAExpiring", fmt.Sprintf(
+			"the cluster CA expires %s and its rotation has not started: every replica must be ready and current", s.caNotAfter.UTC().Format(time.RFC3339)))
+	default:
+		set(quorumv1alpha1.ConditionCertificatesExpiring, false, "CertificatesValid", fmt.Sprintf("every certificate is valid beyond certificateRenewBefore (%s)", renewBefore(s.cp)))
+	}
 }

@@ -217,7 +217,7 @@ func startPollerWith(client func() kubernetes.Interface) *poller {
 			case <-tick.C:
 			}
 			rctx, rcancel := context.WithTimeout(ctx, time.Second)
-			var err error = errors.New("no kubeconfig")
+			err := errors.New("no kubeconfig")
 			if cs := client(); cs != nil {
 				_, err = cs.CoreV1().Namespaces().Get(rctx, "default", metav1.GetOptions{})
 			}
