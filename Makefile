@@ -96,6 +96,10 @@ cluster-status: local-cluster ## Say what of the local cluster runs.
 e2e: ## End-to-end suites against the running local cluster.
 	go test ./test/e2e/... -count=1 -timeout 45m -v -parallel 8
 
+.PHONY: chaos
+chaos: ## Every chaos scenario under the linearizability-checked workload, against the running local cluster (make cluster-up first); a summary table at the end.
+	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -v -parallel 8
+
 .PHONY: run
 run: cluster-up ## The main demo: cluster up, Quorum deployed, the samples applied.
 	hack/run-demo.sh

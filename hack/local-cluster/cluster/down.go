@@ -99,6 +99,12 @@ func (c *Cluster) Running() bool {
 // through its node's containerd; the kubelet then restarts it as it would
 // after a crash.
 func (c *Cluster) KillContainer(ctx context.Context, cs kubernetes.Interface, namespace, pod, container string) error {
+	return c.SignalContainer(ctx, cs, namespace, pod, container, "SIGKILL")
+}
+
+// SignalContainer sends a signal (SIGKILL, SIGSTOP, SIGCONT) to the main
+// process of one container through its node's containerd.
+func (c *Cluster) SignalContainer(ctx context.Context, cs kubernetes.Interface, namespace, pod, container, signal string) error {
 	p, err := cs.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -115,7 +121,7 @@ func (c *Cluster) KillContainer(ctx context.Context, cs kubernetes.Interface, na
 		if id == "" || st.State.Running == nil {
 			return fmt.Errorf("container %s of %s/%s is not running", container, namespace, pod)
 		}
-		_, err := run("ctr", "--address", c.containerdSocket(n), "-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id)
+		_, err := run("ctr", "--address", c.containerdSocket(n), "-n", "k8s.io", "tasks", "kill", "--signal", signal, id)
 		return err
 	}
 	return fmt.Errorf("pod %s/%s has no container %s", namespace, pod, container)

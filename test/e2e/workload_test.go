@@ -1,0 +1,355 @@
+package e2e
+
+// A linearizability-checked workload, after etcd's own robustness tests:
+// concurrent clients do Put, Get, compare-and-swap and Delete on a small
+// key space at a steady rate, every operation recorded with its call and
+// return times, and the history is checked with porcupine against a
+// key-value model. A write whose outcome is unknown (an error or a
+// timeout) may have happened at any time after its call: it is recorded
+// as returning at the end of the history, which lets the checker place it
+// anywhere after its call, or effectively nowhere.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// kvInput is one operation on one key. CAS puts value when the key holds
+// expect ("" = absent).
+type kvInput struct {
+	op            string // put, get, cas, delete
+	key           string
+	value, expect string
+}
+
+// kvOutput is what etcd answered; unknown when the outcome is not known.
+type kvOutput struct {
+	unknown bool
+	value   string // get: the value read ("" = absent)
+	ok      bool   // cas: succeeded; delete: a key was deleted
+}
+
+// kvModel is a key-value register per key: the history is checked one key
+// at a time.
+var kvModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(kvInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() interface{} { return "" },
+	Step: func(state, input, output interface{}) (bool, interface{}) {
+		s, in, out := state.(string), input.(kvInput), output.(kvOutput)
+		switch in.op {
+		case "put":
+			return true, in.value
+		case "get":
+			return out.value == s, s
+		case "cas":
+			if out.unknown {
+				// Placed by the checker: it applied if it could.
+				if s == in.expect {
+					return true, in.value
+				}
+				return true, s
+			}
+			if out.ok {
+				return s == in.expect, in.value
+			}
+			return s != in.expect, s
+		case "delete":
+			if out.unknown {
+				return true, ""
+			}
+			return out.ok == (s != ""), ""
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output interface{}) string {
+		in, out := input.(kvInput), output.(kvOutput)
+		res := fmt.Sprintf("%q ok=%v", out.value, out.ok)
+		if out.unknown {
+			res = "unknown"
+		}
+		return fmt.Sprintf("%s(%s, %q, expect %q) -> %s", in.op, in.key, in.value, in.expect, res)
+	},
+	DescribeState: func(state interface{}) string { return fmt.Sprintf("%q", state) },
+}
+
+// workload runs clients against one EtcdCluster.
+type workload struct {
+	t       *testing.T
+	ns      string
+	cl      *clientv3.Client
+	prefix  string
+	start   time.Time
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	history []porcupine.Operation
+	// acked are the values of acknowledged puts and CAS, by key.
+	acked map[string][]string
+	// figures
+	ops, failed  int
+	lastWrite    time.Time
+	longestNoAck time.Duration
+}
+
+// workloadOptions shape a workload.
+type workloadOptions struct {
+	clients int
+	rate    float64 // operations per second, all clients together
+	keys    int
+}
+
+// startWorkload starts clients against ns/name (through the same client
+// the writer uses) until stop; bounded to 30 minutes.
+func startWorkload(t *testing.T, ns, name string, o workloadOptions) *workload {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]string{}}
+	w.lastWrite = w.start
+	each := time.Duration(float64(o.clients) / o.rate * float64(time.Second))
+	for c := 0; c < o.clients; c++ {
+		w.wg.Add(1)
+		go w.client(ctx, c, o.keys, each, name)
+	}
+	return w
+}
+
+func (w *workload) client(ctx context.Context, id, keys int, every time.Duration, name string) {
+	defer w.wg.Done()
+	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	lastRead := map[string]string{}
+	refresh := time.Now()
+	for seq := 0; ; seq++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if id == 0 && time.Since(refresh) > 2*time.Second {
+			refresh = time.Now()
+			if urls, err := listClientURLs(w.ns, name); err == nil && len(urls) > 0 {
+				w.cl.SetEndpoints(urls...)
+			}
+		}
+		key := fmt.Sprintf("%sk%02d", w.prefix, rng.IntN(keys))
+		value := fmt.Sprintf("c%d-%d", id, seq)
+		var in kvInput
+		switch r := rng.IntN(100); {
+		case r < 35:
+			in = kvInput{op: "put", key: key, value: value}
+		case r < 70:
+			in = kvInput{op: "get", key: key}
+		case r < 90:
+			in = kvInput{op: "cas", key: key, value: value, expect: lastRead[key]}
+		default:
+			in = kvInput{op: "delete", key: key}
+		}
+		call := time.Now()
+		out, err := w.do(ctx, in)
+		ret := time.Now()
+		if ctx.Err() != nil && err != nil {
+			return // stopped mid-operation: not recorded
+		}
+		if in.op == "get" && err == nil {
+			lastRead[key] = out.value
+		}
+		w.record(id, in, out, err, call, ret)
+	}
+}
+
+// do runs one operation with a 2 s timeout.
+func (w *workload) do(ctx context.Context, in kvInput) (kvOutput, error) {
+	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	switch in.op {
+	case "put":
+		_, err := w.cl.Put(octx, in.key, in.value)
+		return kvOutput{}, err
+	case "get":
+		resp, err := w.cl.Get(octx, in.key)
+		if err != nil {
+			return kvOutput{}, err
+		}
+		if len(resp.Kvs) > 0 {
+			return kvOutput{value: string(resp.Kvs[0].Value)}, nil
+		}
+		return kvOutput{}, nil
+	case "cas":
+		var cmp clientv3.Cmp
+		if in.expect == "" {
+			cmp = clientv3.Compare(clientv3.CreateRevision(in.key), "=", 0)
+		} else {
+			cmp = clientv3.Compare(clientv3.Value(in.key), "=", in.expect)
+		}
+		resp, err := w.cl.Txn(octx).If(cmp).Then(clientv3.OpPut(in.key, in.value)).Commit()
+		if err != nil {
+			return kvOutput{}, err
+		}
+		return kvOutput{ok: resp.Succeeded}, nil
+	default:
+		resp, err := w.cl.Delete(octx, in.key)
+		if err != nil {
+			return kvOutput{}, err
+		}
+		return kvOutput{ok: resp.Deleted > 0}, nil
+	}
+}
+
+func (w *workload) record(id int, in kvInput, out kvOutput, err error, call, ret time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ops++
+	op := porcupine.Operation{ClientId: id, Input: in, Call: call.UnixNano(), Output: out, Return: ret.UnixNano()}
+	if err != nil {
+		w.failed++
+		if in.op == "get" {
+			return // a failed read changed nothing
+		}
+		op.Output, op.Return = kvOutput{unknown: true}, math.MaxInt64
+	} else if in.op != "get" {
+		if d := ret.Sub(w.lastWrite); d > w.longestNoAck {
+			w.longestNoAck = d
+		}
+		w.lastWrite = ret
+		if in.op == "put" || (in.op == "cas" && out.ok) {
+			w.acked[in.key] = append(w.acked[in.key], in.value)
+		}
+	}
+	w.history = append(w.history, op)
+}
+
+// workloadReport is the figures of a workload.
+type workloadReport struct {
+	ops, acknowledged, failed int
+	rate                      float64
+	longestNoWrite            time.Duration
+	verdict                   string
+}
+
+func (r workloadReport) String() string {
+	return fmt.Sprintf("%d ops (%.0f/s), %d acknowledged, %d failed, longest window with no successful write %s, %s",
+		r.ops, r.rate, r.acknowledged, r.failed, r.longestNoWrite.Round(10*time.Millisecond), r.verdict)
+}
+
+// stop ends the clients and checks everything: the history is
+// linearizable, every acknowledged write is in etcd's history, and every
+// member has the same hash at one revision.
+func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
+	t.Helper()
+	w.cancel()
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rep := workloadReport{ops: w.ops, failed: w.failed, longestNoWrite: w.longestNoAck, rate: float64(w.ops) / time.Since(w.start).Seconds()}
+	for _, op := range w.history {
+		if op.Input.(kvInput).op != "get" && !op.Output.(kvOutput).unknown {
+			rep.acknowledged++
+		}
+	}
+	if rep.acknowledged == 0 {
+		t.Fatalf("no write was acknowledged (%d ops, %d failed)", w.ops, w.failed)
+	}
+
+	// Linearizability.
+	result, info := porcupine.CheckOperationsVerbose(kvModel, w.history, 2*time.Minute)
+	rep.verdict = "linearizable"
+	switch result {
+	case porcupine.Illegal:
+		rep.verdict = "NOT LINEARIZABLE"
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("quorum-porcupine-%s-%d.html", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().Unix()))
+		if err := porcupine.VisualizePath(kvModel, info, path); err == nil {
+			t.Errorf("the history is not linearizable; the checker's visualisation is at %s", path)
+		} else {
+			t.Errorf("the history is not linearizable (visualisation failed: %v)", err)
+		}
+	case porcupine.Unknown:
+		rep.verdict = "linearizability unknown (checker timed out)"
+		t.Logf("porcupine timed out after 2m on %d operations", len(w.history))
+	}
+
+	// Every acknowledged write is in etcd's history: a watch from the first
+	// revision replays every put.
+	cl := etcdClient(t, ns, name)
+	defer func() { _ = cl.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := cl.Get(ctx, w.prefix+"k", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("reading the revision: %v", err)
+	}
+	end := resp.Header.Revision
+	seen := map[string]map[string]bool{}
+	wctx := clientv3.WithRequireLeader(ctx)
+	wch := cl.Watch(wctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(1))
+	// A progress notification at or past the end revision says every event
+	// before it was delivered.
+	progress := time.NewTicker(500 * time.Millisecond)
+	defer progress.Stop()
+	for done := false; !done; {
+		select {
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				t.Fatalf("watching the history: %v", wr.Err())
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypePut {
+					k := string(ev.Kv.Key)
+					if seen[k] == nil {
+						seen[k] = map[string]bool{}
+					}
+					seen[k][string(ev.Kv.Value)] = true
+				}
+			}
+			done = wr.IsProgressNotify() && wr.Header.Revision >= end
+		case <-progress.C:
+			_ = cl.RequestProgress(wctx)
+		case <-ctx.Done():
+			t.Fatal("the history watch did not reach the end in a minute")
+		}
+	}
+	lost := 0
+	for k, vs := range w.acked {
+		for _, v := range vs {
+			if !seen[k][v] {
+				lost++
+				if lost <= 5 {
+					t.Errorf("acknowledged write %s=%s is not in etcd's history", k, v)
+				}
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d acknowledged writes lost", lost)
+	}
+	assertSameHash(t, cl, end, clientURLs(t, ns, name))
+	return rep
+}
