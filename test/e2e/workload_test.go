@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -24,81 +23,9 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"quorum.dev/quorum/test/linearizability"
 )
-
-// kvInput is one operation on one key. CAS puts value when the key holds
-// expect ("" = absent).
-type kvInput struct {
-	op            string // put, get, cas, delete
-	key           string
-	value, expect string
-}
-
-// kvOutput is what etcd answered; unknown when the outcome is not known.
-type kvOutput struct {
-	unknown bool
-	value   string // get: the value read ("" = absent)
-	ok      bool   // cas: succeeded; delete: a key was deleted
-}
-
-// kvModel is a key-value register per key: the history is checked one key
-// at a time.
-var kvModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(kvInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		keys := make([]string, 0, len(byKey))
-		for k := range byKey {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() interface{} { return "" },
-	Step: func(state, input, output interface{}) (bool, interface{}) {
-		s, in, out := state.(string), input.(kvInput), output.(kvOutput)
-		switch in.op {
-		case "put":
-			return true, in.value
-		case "get":
-			return out.value == s, s
-		case "cas":
-			if out.unknown {
-				// Placed by the checker: it applied if it could.
-				if s == in.expect {
-					return true, in.value
-				}
-				return true, s
-			}
-			if out.ok {
-				return s == in.expect, in.value
-			}
-			return s != in.expect, s
-		case "delete":
-			if out.unknown {
-				return true, ""
-			}
-			return out.ok == (s != ""), ""
-		}
-		return false, s
-	},
-	DescribeOperation: func(input, output interface{}) string {
-		in, out := input.(kvInput), output.(kvOutput)
-		res := fmt.Sprintf("%q ok=%v", out.value, out.ok)
-		if out.unknown {
-			res = "unknown"
-		}
-		return fmt.Sprintf("%s(%s, %q, expect %q) -> %s", in.op, in.key, in.value, in.expect, res)
-	},
-	DescribeState: func(state interface{}) string { return fmt.Sprintf("%q", state) },
-}
 
 // workload runs clients against one EtcdCluster.
 type workload struct {
@@ -162,16 +89,16 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		}
 		key := fmt.Sprintf("%sk%02d", w.prefix, rng.IntN(keys))
 		value := fmt.Sprintf("c%d-%d", id, seq)
-		var in kvInput
+		var in linearizability.Input
 		switch r := rng.IntN(100); {
 		case r < 35:
-			in = kvInput{op: "put", key: key, value: value}
+			in = linearizability.Input{Op: "put", Key: key, Value: value}
 		case r < 70:
-			in = kvInput{op: "get", key: key}
+			in = linearizability.Input{Op: "get", Key: key}
 		case r < 90:
-			in = kvInput{op: "cas", key: key, value: value, expect: lastRead[key]}
+			in = linearizability.Input{Op: "cas", Key: key, Value: value, Expect: lastRead[key]}
 		default:
-			in = kvInput{op: "delete", key: key}
+			in = linearizability.Input{Op: "delete", Key: key}
 		}
 		call := time.Now()
 		out, err := w.do(ctx, in)
@@ -179,69 +106,69 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		if ctx.Err() != nil && err != nil {
 			return // stopped mid-operation: not recorded
 		}
-		if in.op == "get" && err == nil {
-			lastRead[key] = out.value
+		if in.Op == "get" && err == nil {
+			lastRead[key] = out.Value
 		}
 		w.record(id, in, out, err, call, ret)
 	}
 }
 
 // do runs one operation with a 2 s timeout.
-func (w *workload) do(ctx context.Context, in kvInput) (kvOutput, error) {
+func (w *workload) do(ctx context.Context, in linearizability.Input) (linearizability.Output, error) {
 	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	switch in.op {
+	switch in.Op {
 	case "put":
-		_, err := w.cl.Put(octx, in.key, in.value)
-		return kvOutput{}, err
+		_, err := w.cl.Put(octx, in.Key, in.Value)
+		return linearizability.Output{}, err
 	case "get":
-		resp, err := w.cl.Get(octx, in.key)
+		resp, err := w.cl.Get(octx, in.Key)
 		if err != nil {
-			return kvOutput{}, err
+			return linearizability.Output{}, err
 		}
 		if len(resp.Kvs) > 0 {
-			return kvOutput{value: string(resp.Kvs[0].Value)}, nil
+			return linearizability.Output{Value: string(resp.Kvs[0].Value)}, nil
 		}
-		return kvOutput{}, nil
+		return linearizability.Output{}, nil
 	case "cas":
 		var cmp clientv3.Cmp
-		if in.expect == "" {
-			cmp = clientv3.Compare(clientv3.CreateRevision(in.key), "=", 0)
+		if in.Expect == "" {
+			cmp = clientv3.Compare(clientv3.CreateRevision(in.Key), "=", 0)
 		} else {
-			cmp = clientv3.Compare(clientv3.Value(in.key), "=", in.expect)
+			cmp = clientv3.Compare(clientv3.Value(in.Key), "=", in.Expect)
 		}
-		resp, err := w.cl.Txn(octx).If(cmp).Then(clientv3.OpPut(in.key, in.value)).Commit()
+		resp, err := w.cl.Txn(octx).If(cmp).Then(clientv3.OpPut(in.Key, in.Value)).Commit()
 		if err != nil {
-			return kvOutput{}, err
+			return linearizability.Output{}, err
 		}
-		return kvOutput{ok: resp.Succeeded}, nil
+		return linearizability.Output{OK: resp.Succeeded}, nil
 	default:
-		resp, err := w.cl.Delete(octx, in.key)
+		resp, err := w.cl.Delete(octx, in.Key)
 		if err != nil {
-			return kvOutput{}, err
+			return linearizability.Output{}, err
 		}
-		return kvOutput{ok: resp.Deleted > 0}, nil
+		return linearizability.Output{OK: resp.Deleted > 0}, nil
 	}
 }
 
-func (w *workload) record(id int, in kvInput, out kvOutput, err error, call, ret time.Time) {
+func (w *workload) record(id int, in linearizability.Input, out linearizability.Output, err error, call, ret time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ops++
 	op := porcupine.Operation{ClientId: id, Input: in, Call: call.UnixNano(), Output: out, Return: ret.UnixNano()}
 	if err != nil {
 		w.failed++
-		if in.op == "get" {
+		if in.Op == "get" {
 			return // a failed read changed nothing
 		}
-		op.Output, op.Return = kvOutput{unknown: true}, math.MaxInt64
-	} else if in.op != "get" {
+		op.Output, op.Return = linearizability.Output{Unknown: true}, math.MaxInt64
+	} else if in.Op != "get" {
 		if d := ret.Sub(w.lastWrite); d > w.longestNoAck {
 			w.longestNoAck = d
 		}
 		w.lastWrite = ret
-		if in.op == "put" || (in.op == "cas" && out.ok) {
-			w.acked[in.key] = append(w.acked[in.key], in.value)
+		if in.Op == "put" || (in.Op == "cas" && out.OK) {
+			w.acked[in.Key] = append(w.acked[in.Key], in.Value)
 		}
 	}
 	w.history = append(w.history, op)
@@ -271,7 +198,7 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	defer w.mu.Unlock()
 	rep := workloadReport{ops: w.ops, failed: w.failed, longestNoWrite: w.longestNoAck, rate: float64(w.ops) / time.Since(w.start).Seconds()}
 	for _, op := range w.history {
-		if op.Input.(kvInput).op != "get" && !op.Output.(kvOutput).unknown {
+		if op.Input.(linearizability.Input).Op != "get" && !op.Output.(linearizability.Output).Unknown {
 			rep.acknowledged++
 		}
 	}
@@ -280,13 +207,13 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	}
 
 	// Linearizability.
-	result, info := porcupine.CheckOperationsVerbose(kvModel, w.history, 2*time.Minute)
+	result, info := porcupine.CheckOperationsVerbose(linearizability.KVModel, w.history, 2*time.Minute)
 	rep.verdict = "linearizable"
 	switch result {
 	case porcupine.Illegal:
 		rep.verdict = "NOT LINEARIZABLE"
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("quorum-porcupine-%s-%d.html", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().Unix()))
-		if err := porcupine.VisualizePath(kvModel, info, path); err == nil {
+		if err := porcupine.VisualizePath(linearizability.KVModel, info, path); err == nil {
 			t.Errorf("the history is not linearizable; the checker's visualisation is at %s", path)
 		} else {
 			t.Errorf("the history is not linearizable (visualisation failed: %v)", err)
