@@ -38,12 +38,18 @@ type workload struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	history []porcupine.Operation
-	// acked are the values of acknowledged puts and CAS, by key.
-	acked map[string][]string
+	// acked are the acknowledged puts and CAS, by key.
+	acked map[string][]ackedWrite
 	// figures
 	ops, failed  int
 	lastWrite    time.Time
 	longestNoAck time.Duration
+}
+
+// ackedWrite is an acknowledged write and its revision.
+type ackedWrite struct {
+	value    string
+	revision int64
 }
 
 // workloadOptions shape a workload.
@@ -58,7 +64,7 @@ type workloadOptions struct {
 func startWorkload(t *testing.T, ns, name string, o workloadOptions) *workload {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]string{}}
+	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]ackedWrite{}}
 	w.lastWrite = w.start
 	each := time.Duration(float64(o.clients) / o.rate * float64(time.Second))
 	for c := 0; c < o.clients; c++ {
@@ -101,7 +107,7 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 			in = linearizability.Input{Op: "delete", Key: key}
 		}
 		call := time.Now()
-		out, err := w.do(ctx, in)
+		out, rev, err := w.do(ctx, in)
 		ret := time.Now()
 		if ctx.Err() != nil && err != nil {
 			return // stopped mid-operation: not recorded
@@ -109,27 +115,31 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		if in.Op == "get" && err == nil {
 			lastRead[key] = out.Value
 		}
-		w.record(id, in, out, err, call, ret)
+		w.record(id, in, out, rev, err, call, ret)
 	}
 }
 
-// do runs one operation with a 2 s timeout.
-func (w *workload) do(ctx context.Context, in linearizability.Input) (linearizability.Output, error) {
+// do runs one operation with a 2 s timeout; rev is the revision of a
+// write.
+func (w *workload) do(ctx context.Context, in linearizability.Input) (out linearizability.Output, rev int64, err error) {
 	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	switch in.Op {
 	case "put":
-		_, err := w.cl.Put(octx, in.Key, in.Value)
-		return linearizability.Output{}, err
+		resp, err := w.cl.Put(octx, in.Key, in.Value)
+		if err != nil {
+			return linearizability.Output{}, 0, err
+		}
+		return linearizability.Output{}, resp.Header.Revision, nil
 	case "get":
 		resp, err := w.cl.Get(octx, in.Key)
 		if err != nil {
-			return linearizability.Output{}, err
+			return linearizability.Output{}, 0, err
 		}
 		if len(resp.Kvs) > 0 {
-			return linearizability.Output{Value: string(resp.Kvs[0].Value)}, nil
+			return linearizability.Output{Value: string(resp.Kvs[0].Value)}, 0, nil
 		}
-		return linearizability.Output{}, nil
+		return linearizability.Output{}, 0, nil
 	case "cas":
 		var cmp clientv3.Cmp
 		if in.Expect == "" {
@@ -139,27 +149,27 @@ func (w *workload) do(ctx context.Context, in linearizability.Input) (linearizab
 		}
 		resp, err := w.cl.Txn(octx).If(cmp).Then(clientv3.OpPut(in.Key, in.Value)).Commit()
 		if err != nil {
-			return linearizability.Output{}, err
+			return linearizability.Output{}, 0, err
 		}
-		return linearizability.Output{OK: resp.Succeeded}, nil
+		return linearizability.Output{OK: resp.Succeeded}, resp.Header.Revision, nil
 	default:
 		resp, err := w.cl.Delete(octx, in.Key)
 		if err != nil {
-			return linearizability.Output{}, err
+			return linearizability.Output{}, 0, err
 		}
-		return linearizability.Output{OK: resp.Deleted > 0}, nil
+		return linearizability.Output{OK: resp.Deleted > 0}, resp.Header.Revision, nil
 	}
 }
 
-func (w *workload) record(id int, in linearizability.Input, out linearizability.Output, err error, call, ret time.Time) {
+func (w *workload) record(id int, in linearizability.Input, out linearizability.Output, rev int64, err error, call, ret time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ops++
 	op := porcupine.Operation{ClientId: id, Input: in, Call: call.UnixNano(), Output: out, Return: ret.UnixNano()}
 	if err != nil {
 		w.failed++
-		if in.Op == "get" {
-			return // a failed read changed nothing
+		if in.Op == "get" || strings.Contains(err.Error(), "database space exceeded") {
+			return // a failed read, or a write etcd refused, changed nothing
 		}
 		op.Output, op.Return = linearizability.Output{Unknown: true}, math.MaxInt64
 	} else if in.Op != "get" {
@@ -168,7 +178,7 @@ func (w *workload) record(id int, in linearizability.Input, out linearizability.
 		}
 		w.lastWrite = ret
 		if in.Op == "put" || (in.Op == "cas" && out.OK) {
-			w.acked[in.Key] = append(w.acked[in.Key], in.Value)
+			w.acked[in.Key] = append(w.acked[in.Key], ackedWrite{value: in.Value, revision: rev})
 		}
 	}
 	w.history = append(w.history, op)
@@ -234,9 +244,15 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		t.Fatalf("reading the revision: %v", err)
 	}
 	end := resp.Header.Revision
+	// A compacted history (NOSPACE recovery) is replayed from the
+	// compaction; older writes are not checked.
+	from := int64(1)
+	if c := getCluster(t, ns, name).Status.LastCompaction; c != nil {
+		from = c.Revision + 1
+	}
 	seen := map[string]map[string]bool{}
 	wctx := clientv3.WithRequireLeader(ctx)
-	wch := cl.Watch(wctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(1))
+	wch := cl.Watch(wctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
 	// A progress notification at or past the end revision says every event
 	// before it was delivered.
 	progress := time.NewTicker(500 * time.Millisecond)
@@ -266,10 +282,10 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	lost := 0
 	for k, vs := range w.acked {
 		for _, v := range vs {
-			if !seen[k][v] {
+			if v.revision >= from && !seen[k][v.value] {
 				lost++
 				if lost <= 5 {
-					t.Errorf("acknowledged write %s=%s is not in etcd's history", k, v)
+					t.Errorf("acknowledged write %s=%s (revision %d) is not in etcd's history", k, v.value, v.revision)
 				}
 			}
 		}
