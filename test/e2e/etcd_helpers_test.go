@@ -363,3 +363,31 @@ func assertSameHash(t *testing.T, cl *clientv3.Client, rev int64, endpoints []st
 	}
 	t.Logf("%d members report hash %08x at revision %d", len(hashes), first, rev)
 }
+
+// readyClientURLs lists the client URLs of the members whose pods are
+// Ready (all of them when none is): a client that avoids members its
+// platform reports unready, as a load balancer in front of etcd would.
+func readyClientURLs(ns, name string) ([]string, error) {
+	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: resources.LabelCluster + "=" + name + "," + resources.LabelMember})
+	if err != nil {
+		return nil, err
+	}
+	var ready, all []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		url := resources.ClientURL(p.Name, name, ns)
+		all = append(all, url)
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = append(ready, url)
+			}
+		}
+	}
+	if len(ready) == 0 {
+		ready = all
+	}
+	sort.Strings(ready)
+	return ready, nil
+}

@@ -89,7 +89,7 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		}
 		if id == 0 && time.Since(refresh) > 2*time.Second {
 			refresh = time.Now()
-			if urls, err := listClientURLs(w.ns, name); err == nil && len(urls) > 0 {
+			if urls, err := readyClientURLs(w.ns, name); err == nil && len(urls) > 0 {
 				w.cl.SetEndpoints(urls...)
 			}
 		}
