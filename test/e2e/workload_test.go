@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,7 @@ type workload struct {
 	acked map[string][]ackedWrite
 	// figures
 	ops, failed  int
+	errors       map[string]int
 	lastWrite    time.Time
 	longestNoAck time.Duration
 }
@@ -64,7 +66,7 @@ type workloadOptions struct {
 func startWorkload(t *testing.T, ns, name string, o workloadOptions) *workload {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]ackedWrite{}}
+	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]ackedWrite{}, errors: map[string]int{}}
 	w.lastWrite = w.start
 	each := time.Duration(float64(o.clients) / o.rate * float64(time.Second))
 	for c := 0; c < o.clients; c++ {
@@ -119,8 +121,8 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 	}
 }
 
-// do runs one operation with a 2 s timeout; rev is the revision of a
-// write.
+// do runs one operation with a 2 s timeout; rev is the revision etcd
+// answered at.
 func (w *workload) do(ctx context.Context, in linearizability.Input) (out linearizability.Output, rev int64, err error) {
 	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -137,9 +139,9 @@ func (w *workload) do(ctx context.Context, in linearizability.Input) (out linear
 			return linearizability.Output{}, 0, err
 		}
 		if len(resp.Kvs) > 0 {
-			return linearizability.Output{Value: string(resp.Kvs[0].Value)}, 0, nil
+			return linearizability.Output{Value: string(resp.Kvs[0].Value)}, resp.Header.Revision, nil
 		}
-		return linearizability.Output{}, 0, nil
+		return linearizability.Output{}, resp.Header.Revision, nil
 	case "cas":
 		var cmp clientv3.Cmp
 		if in.Expect == "" {
@@ -165,9 +167,10 @@ func (w *workload) record(id int, in linearizability.Input, out linearizability.
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ops++
-	op := porcupine.Operation{ClientId: id, Input: in, Call: call.UnixNano(), Output: out, Return: ret.UnixNano()}
+	op := porcupine.Operation{ClientId: id, Input: in, Call: call.UnixNano(), Output: out, Return: ret.UnixNano(), Metadata: rev}
 	if err != nil {
 		w.failed++
+		w.errors[errorKind(err)]++
 		if in.Op == "get" {
 			return // a failed read changed nothing
 		}
@@ -186,6 +189,7 @@ func (w *workload) record(id int, in linearizability.Input, out linearizability.
 
 // workloadReport is the figures of a workload.
 type workloadReport struct {
+	errors                    map[string]int
 	ops, acknowledged, failed int
 	rate                      float64
 	longestNoWrite            time.Duration
@@ -193,8 +197,31 @@ type workloadReport struct {
 }
 
 func (r workloadReport) String() string {
-	return fmt.Sprintf("%d ops (%.0f/s), %d acknowledged, %d failed, longest window with no successful write %s, %s",
-		r.ops, r.rate, r.acknowledged, r.failed, r.longestNoWrite.Round(10*time.Millisecond), r.verdict)
+	var kinds []string
+	for k, n := range r.errors {
+		kinds = append(kinds, fmt.Sprintf("%d %s", n, k))
+	}
+	sort.Strings(kinds)
+	failed := fmt.Sprint(r.failed)
+	if len(kinds) > 0 {
+		failed += " (" + strings.Join(kinds, ", ") + ")"
+	}
+	return fmt.Sprintf("%d ops (%.0f/s), %d acknowledged, %s failed, longest window with no successful write %s, %s",
+		r.ops, r.rate, r.acknowledged, failed, r.longestNoWrite.Round(10*time.Millisecond), r.verdict)
+}
+
+// errorKind names an error for the figures.
+func errorKind(err error) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "database space exceeded"):
+		return "NOSPACE"
+	case strings.Contains(msg, "deadline exceeded"):
+		return "timeout"
+	case strings.Contains(msg, "leader changed") || strings.Contains(msg, "no leader"):
+		return "no leader"
+	default:
+		return "other"
+	}
 }
 
 // stop ends the clients and checks everything: the history is
@@ -233,7 +260,7 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	if c := getCluster(t, ns, name).Status.LastCompaction; c != nil {
 		from = c.Revision + 1
 	}
-	seen := map[string]map[string]bool{}
+	seen := map[string]map[string]int64{} // key, value: the revision it was put at
 	wctx := clientv3.WithRequireLeader(ctx)
 	wch := cl.Watch(wctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
 	// A progress notification at or past the end revision says every event
@@ -250,9 +277,9 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 				if ev.Type == clientv3.EventTypePut {
 					k := string(ev.Kv.Key)
 					if seen[k] == nil {
-						seen[k] = map[string]bool{}
+						seen[k] = map[string]int64{}
 					}
-					seen[k][string(ev.Kv.Value)] = true
+					seen[k][string(ev.Kv.Value)] = ev.Kv.ModRevision
 				}
 			}
 			done = wr.IsProgressNotify() && wr.Header.Revision >= end
@@ -265,7 +292,7 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	lost := 0
 	for k, vs := range w.acked {
 		for _, v := range vs {
-			if v.revision >= from && !seen[k][v.value] {
+			if _, ok := seen[k][v.value]; v.revision >= from && !ok {
 				lost++
 				if lost <= 5 {
 					t.Errorf("acknowledged write %s=%s (revision %d) is not in etcd's history", k, v.value, v.revision)
@@ -287,13 +314,40 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	if c := getCluster(t, ns, name).Status.LastCompaction; c != nil {
 		compactedAt = c.Time.Time
 	}
+	// An applied one took effect at its revision: it returned, at the
+	// latest, when the first operation answered at that revision or later
+	// did (etcd's robustness tests bound it the same way).
+	type answered struct{ rev, ret int64 }
+	var byRev []answered
+	for _, op := range w.history {
+		if rev, _ := op.Metadata.(int64); rev > 0 {
+			byRev = append(byRev, answered{rev, op.Return})
+		}
+	}
+	sort.Slice(byRev, func(i, j int) bool { return byRev[i].rev < byRev[j].rev })
+	for i := len(byRev) - 2; i >= 0; i-- {
+		byRev[i].ret = min(byRev[i].ret, byRev[i+1].ret)
+	}
+	returnBy := func(rev int64) int64 {
+		i := sort.Search(len(byRev), func(i int) bool { return byRev[i].rev >= rev })
+		if i == len(byRev) {
+			return math.MaxInt64
+		}
+		return byRev[i].ret
+	}
 	history := make([]porcupine.Operation, 0, len(w.history))
-	dropped := 0
+	dropped, resolved := 0, 0
 	for _, op := range w.history {
 		in, out := op.Input.(linearizability.Input), op.Output.(linearizability.Output)
-		if out.Unknown && (in.Op == "put" || in.Op == "cas") && time.Unix(0, op.Call).After(compactedAt) && !seen[in.Key][in.Value] {
-			dropped++
-			continue
+		if out.Unknown && (in.Op == "put" || in.Op == "cas") && time.Unix(0, op.Call).After(compactedAt) {
+			rev, applied := seen[in.Key][in.Value]
+			if !applied {
+				dropped++
+				continue
+			}
+			resolved++
+			op.Output = linearizability.Output{OK: true}
+			op.Return = max(op.Call, returnBy(rev))
 		}
 		history = append(history, op)
 	}
@@ -315,9 +369,10 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		t.Logf("porcupine timed out after 2m on %d operations", len(history))
 	}
 
-	if dropped > 0 {
-		rep.verdict += fmt.Sprintf(" (%d writes of unknown outcome found not applied)", dropped)
+	if dropped+resolved > 0 {
+		rep.verdict += fmt.Sprintf(" (writes of unknown outcome: %d found applied, %d not)", resolved, dropped)
 	}
+	rep.errors = w.errors
 	assertSameHash(t, cl, end, clientURLs(t, ns, name))
 	return rep
 }
