@@ -298,10 +298,11 @@ func chaosBlackhole(t *testing.T) {
 			_ = local.HealNode(node)
 		}
 	})
-	// etcd keeps 5000 entries after a snapshot, taken every 10000: 16000
-	// entries on ensure the follower's next entry is gone. Bounded: 6 min.
+	// etcd snapshots every 10000 entries and then keeps the last 5000 in
+	// its log: 25000 entries on, the follower's next entry is gone whatever
+	// the leader's snapshot index was at the cut. Bounded: 8 min.
 	cutAt := time.Now()
-	for time.Since(cutAt) < 6*time.Minute && index() < startIndex+16000 {
+	for time.Since(cutAt) < 8*time.Minute && index() < startIndex+25000 {
 		time.Sleep(2 * time.Second)
 	}
 	t.Logf("%s cut for %s, the log moved %d entries", node, time.Since(cutAt).Round(time.Second), index()-startIndex)
