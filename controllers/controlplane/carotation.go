@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -27,45 +26,19 @@ const (
 	reasonRotatingCA                = "RotatingCA"
 )
 
-// Annotations of the PKI Secret that record a CA rotation.
-const (
-	annotationRotationPhase     = "quorum.dev/ca-rotation-phase"
-	annotationRotationTrigger   = "quorum.dev/ca-rotation-trigger"
-	annotationRotationStarted   = "quorum.dev/ca-rotation-started-at"
-	annotationRotationCompleted = "quorum.dev/ca-rotation-completed-at"
-)
-
-// caRotation is the rotation state the PKI Secret records.
-type caRotation struct {
-	phase                  quorumv1alpha1.CARotationPhase
-	trigger                string
-	startedAt, completedAt time.Time
-}
-
-func readRotation(ann map[string]string) caRotation {
-	at := func(k string) time.Time {
-		t, _ := time.Parse(time.RFC3339, ann[k])
-		return t
-	}
-	return caRotation{
-		phase: quorumv1alpha1.CARotationPhase(ann[annotationRotationPhase]), trigger: ann[annotationRotationTrigger],
-		startedAt: at(annotationRotationStarted), completedAt: at(annotationRotationCompleted),
-	}
-}
-
 // rotationAnnotations are the rotation annotations of a PKI Secret, kept
 // when the Secret is applied again. A Secret that records no trigger yet
 // (new, or made before rotations existed) records the rotate-ca value the
 // control plane has now as answered: only a new value rotates.
 func rotationAnnotations(cp *quorumv1alpha1.ControlPlane, ann map[string]string) map[string]string {
 	out := map[string]string{}
-	for _, k := range []string{annotationRotationPhase, annotationRotationTrigger, annotationRotationStarted, annotationRotationCompleted} {
+	for _, k := range []string{reconciler.AnnotationCARotationPhase, reconciler.AnnotationCARotationTrigger, reconciler.AnnotationCARotationStarted, reconciler.AnnotationCARotationCompleted} {
 		if v, ok := ann[k]; ok {
 			out[k] = v
 		}
 	}
-	if _, ok := out[annotationRotationTrigger]; !ok {
-		out[annotationRotationTrigger] = cp.Annotations[reconciler.AnnotationRotateCA]
+	if _, ok := out[reconciler.AnnotationCARotationTrigger]; !ok {
+		out[reconciler.AnnotationCARotationTrigger] = cp.Annotations[reconciler.AnnotationRotateCA]
 	}
 	return out
 }
@@ -111,7 +84,7 @@ func planRotation(in pkiInput, data map[string][]byte) error {
 // rotationWanted says why a rotation should start, "" when none should: a
 // new rotate-ca value, or the cluster CA inside its renewal window.
 func rotationWanted(s *scope) string {
-	if t := s.cp.Annotations[reconciler.AnnotationRotateCA]; t != "" && t != s.rotation.trigger {
+	if t := s.cp.Annotations[reconciler.AnnotationRotateCA]; t != "" && t != s.rotation.Trigger {
 		return fmt.Sprintf("%s is %q", reconciler.AnnotationRotateCA, t)
 	}
 	if !s.caNotAfter.IsZero() && s.caNotAfter.Sub(s.now) < pki.DefaultLeafValidity+renewBefore(s.cp) {
@@ -135,7 +108,7 @@ func settledReplicas(s *scope) bool {
 // are settled, and moves a rotation to its next phase once every replica
 // runs the current one.
 func decideCARotation(s *scope) (action, bool) {
-	if s.rotation.phase == "" {
+	if s.rotation.Phase == "" {
 		why := rotationWanted(s)
 		if why == "" {
 			return action{}, false
@@ -146,9 +119,9 @@ func decideCARotation(s *scope) (action, bool) {
 		return action{kind: actStartCARotation, reason: reasonRotatingCA, message: "rotating the cluster and front-proxy CAs (" + why + "): new CAs are trusted next to the old ones"}, true
 	}
 	if !settledReplicas(s) {
-		return action{kind: actWait, reason: reasonRotatingCA, message: fmt.Sprintf("CA rotation phase %s: waiting for every replica to run it", s.rotation.phase)}, true
+		return action{kind: actWait, reason: reasonRotatingCA, message: fmt.Sprintf("CA rotation phase %s: waiting for every replica to run it", s.rotation.Phase)}, true
 	}
-	return action{kind: actAdvanceCARotation, reason: reasonRotatingCA, message: phaseDone[s.rotation.phase]}, true
+	return action{kind: actAdvanceCARotation, reason: reasonRotatingCA, message: phaseDone[s.rotation.Phase]}, true
 }
 
 var phaseDone = map[quorumv1alpha1.CARotationPhase]string{
@@ -168,29 +141,12 @@ func (r *Reconciler) stepCARotation(ctx context.Context, s *scope, a action) err
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
 	}
-	phase := quorumv1alpha1.CARotationPhase(secret.Annotations[annotationRotationPhase])
-	if phase != s.rotation.phase {
+	if reconciler.ReadCARotation(secret.Annotations).Phase != s.rotation.Phase {
 		return nil // moved on already
 	}
-	now := r.Clock().UTC().Format(time.RFC3339)
-	reason := "CARotationPhase"
-	switch {
-	case a.kind == actStartCARotation:
-		secret.Annotations[annotationRotationPhase] = string(quorumv1alpha1.CARotationTrustBoth)
-		secret.Annotations[annotationRotationTrigger] = cp.Annotations[reconciler.AnnotationRotateCA]
-		secret.Annotations[annotationRotationStarted] = now
-		delete(secret.Annotations, annotationRotationCompleted)
-		reason = "CARotationStarted"
-	case phase == quorumv1alpha1.CARotationTrustBoth:
-		secret.Annotations[annotationRotationPhase] = string(quorumv1alpha1.CARotationReissueLeaves)
-	case phase == quorumv1alpha1.CARotationReissueLeaves:
-		secret.Annotations[annotationRotationPhase] = string(quorumv1alpha1.CARotationDropOldCA)
-	case phase == quorumv1alpha1.CARotationDropOldCA:
-		delete(secret.Annotations, annotationRotationPhase)
-		secret.Annotations[annotationRotationCompleted] = now
-		reason = "CARotated"
-	default:
-		return fmt.Errorf("the PKI Secret %s is in an unknown rotation phase %q", secret.Name, phase)
+	reason, err := reconciler.AdvanceCARotation(secret.Annotations, cp.Annotations[reconciler.AnnotationRotateCA], r.Clock())
+	if err != nil {
+		return fmt.Errorf("the PKI Secret %s: %w", secret.Name, err)
 	}
 	if err := r.Update(ctx, secret); err != nil {
 		return err
@@ -201,25 +157,9 @@ func (r *Reconciler) stepCARotation(ctx context.Context, s *scope, a action) err
 
 // rotationStatus is status.caRotation as the PKI Secret records it.
 func rotationStatus(s *scope, a action) *quorumv1alpha1.CARotationStatus {
-	rot := s.rotation
-	at := func(t time.Time) *metav1.Time {
-		if t.IsZero() {
-			return nil
-		}
-		mt := metav1.NewTime(t)
-		return &mt
+	msg := ""
+	if a.reason == reasonRotatingCA {
+		msg = a.message
 	}
-	switch {
-	case rot.phase != "":
-		st := &quorumv1alpha1.CARotationStatus{Phase: rot.phase, Trigger: rot.trigger, StartedAt: at(rot.startedAt)}
-		if a.reason == reasonRotatingCA {
-			st.Message = a.message
-		} else if prev := s.cp.Status.CARotation; prev != nil && prev.Phase == rot.phase {
-			st.Message = prev.Message
-		}
-		return st
-	case !rot.completedAt.IsZero():
-		return &quorumv1alpha1.CARotationStatus{Phase: quorumv1alpha1.CARotationCompleted, Trigger: rot.trigger, StartedAt: at(rot.startedAt), CompletedAt: at(rot.completedAt)}
-	}
-	return s.cp.Status.CARotation
+	return s.rotation.Status(s.cp.Status.CARotation, msg)
 }

@@ -272,7 +272,7 @@ func TestStackedEtcdFollowsDeletionPolicy(t *testing.T) {
 func TestControlPlaneCARotationDecisions(t *testing.T) {
 	asked := func(s *scope) {
 		s.cp.Annotations = map[string]string{reconciler.AnnotationRotateCA: "2"}
-		s.rotation.trigger = "1"
+		s.rotation.Trigger = "1"
 		s.caNotAfter = cpNow.Add(10 * 365 * 24 * time.Hour)
 	}
 	if a := decide(scopeOf(3, asked, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"))); a.kind != actStartCARotation {
@@ -282,7 +282,7 @@ func TestControlPlaneCARotationDecisions(t *testing.T) {
 		t.Fatal("a rotation started with a replica not ready")
 	}
 	inPhase := func(s *scope) {
-		s.rotation.phase = quorumv1alpha1.CARotationTrustBoth
+		s.rotation.Phase = quorumv1alpha1.CARotationTrustBoth
 		s.caNotAfter = cpNow.Add(10 * 365 * 24 * time.Hour)
 	}
 	if a := decide(scopeOf(3, inPhase, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c", outdatedAt("v1.36.3")))); a.kind == actAdvanceCARotation {

@@ -19,6 +19,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/pki"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -68,8 +69,8 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 		return "", nil, err
 	}
 	annotations := rotationAnnotations(cp, current.Annotations)
-	s.rotation = readRotation(annotations)
-	in.rotation = s.rotation.phase
+	s.rotation = reconciler.ReadCARotation(annotations)
+	in.rotation = s.rotation.Phase
 	data, renewed, err := planPKI(in, current.Data)
 	if err != nil {
 		return "", nil, err

@@ -79,7 +79,7 @@ type scope struct {
 	etcdCredentials *quorumv1alpha1.EtcdCredentialsStatus
 	// rotation is the CA rotation the PKI Secret records; trust the files
 	// replicas verify clients with; caNotAfter when the cluster CA ends.
-	rotation   caRotation
+	rotation   reconciler.CARotation
 	trust      resources.PKITrust
 	caNotAfter time.Time
 }

@@ -196,7 +196,7 @@ func certificatesExpiring(s *scope, certs []quorumv1alpha1.CertificateStatus, se
 	case len(expiring) > 0:
 		set(quorumv1alpha1.ConditionCertificatesExpiring, true, "RenewalPending", "inside certificateRenewBefore and not renewed: "+strings.Join(expiring, ", ")+
 			"; a certificate cannot outlive its CA: the CA rotation must finish (see status.caRotation)")
-	case s.rotation.phase == "" && s.caNotAfter.Sub(s.now) < pki.DefaultLeafValidity+renewBefore(s.cp):
+	case s.rotation.Phase == "" && s.caNotAfter.Sub(s.now) < pki.DefaultLeafValidity+renewBefore(s.cp):
 		set(quorumv1alpha1.ConditionCertificatesExpiring, true, "CAExpiring", fmt.Sprintf(
 			"the cluster CA expires %s and its rotation has not started: every replica must be ready and current", s.caNotAfter.UTC().Format(time.RFC3339)))
 	default:

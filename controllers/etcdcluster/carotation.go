@@ -17,7 +17,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -42,7 +41,7 @@ func caRenewBefore(c *quorumv1alpha1.EtcdCluster) time.Duration {
 // new value of the rotate-ca annotation, or the CA inside its renewal
 // window.
 func rotationWanted(c *quorumv1alpha1.EtcdCluster, o *certObservation, now time.Time) string {
-	if t := c.Annotations[reconciler.AnnotationRotateCA]; t != "" && t != o.rotation.trigger {
+	if t := c.Annotations[reconciler.AnnotationRotateCA]; t != "" && t != o.rotation.Trigger {
 		return fmt.Sprintf("%s is %q", reconciler.AnnotationRotateCA, t)
 	}
 	if o.ca.NotAfter.Sub(now) < caRenewBefore(c) {
@@ -60,7 +59,7 @@ func decideCARotation(s *scope, h health) (action, bool) {
 	if o == nil || !resources.AutoTLS(c) {
 		return action{}, false
 	}
-	if o.rotation.phase == "" {
+	if o.rotation.Phase == "" {
 		why := rotationWanted(c, o, s.now)
 		if why == "" {
 			return action{}, false
@@ -71,9 +70,9 @@ func decideCARotation(s *scope, h health) (action, bool) {
 		return action{kind: actStartCARotation, reason: reasonRotatingCA, message: "rotating the CA (" + why + "): a new CA is trusted next to the old one"}, true
 	}
 	if waiting := rotationWaiting(s, h); waiting != "" {
-		return action{kind: actWait, reason: reasonRotatingCA, message: fmt.Sprintf("CA rotation phase %s: waiting for %s", o.rotation.phase, waiting)}, true
+		return action{kind: actWait, reason: reasonRotatingCA, message: fmt.Sprintf("CA rotation phase %s: waiting for %s", o.rotation.Phase, waiting)}, true
 	}
-	return action{kind: actAdvanceCARotation, reason: reasonRotatingCA, message: phaseDone[o.rotation.phase]}, true
+	return action{kind: actAdvanceCARotation, reason: reasonRotatingCA, message: phaseDone[o.rotation.Phase]}, true
 }
 
 // phaseDone says what the end of each phase does.
@@ -120,7 +119,7 @@ func consumerBehind(o *certObservation, cons consumer) string {
 		return "its replicas have not reported the etcd credentials they run"
 	}
 	issuer := pki.Fingerprint(o.ca)
-	switch o.rotation.phase {
+	switch o.rotation.Phase {
 	case quorumv1alpha1.CARotationTrustBoth:
 		if o.next != nil && !slices.Contains(cons.trustedCAs, pki.Fingerprint(o.next)) {
 			return "its replicas do not trust the new CA yet"
@@ -145,7 +144,7 @@ func (r *Reconciler) startCARotation(ctx context.Context, s *scope, a action) er
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.CASecretName(c.Name)}, secret); err != nil {
 		return err
 	}
-	if secret.Annotations[resources.AnnotationCARotationPhase] != "" {
+	if secret.Annotations[reconciler.AnnotationCARotationPhase] != "" {
 		return nil // started already
 	}
 	now := r.Clock()
@@ -155,55 +154,46 @@ func (r *Reconciler) startCARotation(ctx context.Context, s *scope, a action) er
 	}
 	secret.Data[resources.KeyNextCACert], secret.Data[resources.KeyNextCAKey] = next.CertPEM, next.KeyPEM
 	secret.Data[resources.KeyCABundle] = pki.Bundle(secret.Data[corev1.TLSCertKey], next.CertPEM)
-	if secret.Annotations == nil {
-		secret.Annotations = map[string]string{}
-	}
-	secret.Annotations[resources.AnnotationCARotationPhase] = string(quorumv1alpha1.CARotationTrustBoth)
-	secret.Annotations[resources.AnnotationCARotationTrigger] = c.Annotations[reconciler.AnnotationRotateCA]
-	secret.Annotations[resources.AnnotationCARotationStarted] = now.UTC().Format(time.RFC3339)
-	delete(secret.Annotations, resources.AnnotationCARotationCompleted)
-	if err := r.Update(ctx, secret); err != nil {
-		return err
-	}
-	r.Event(c, corev1.EventTypeNormal, "CARotationStarted", a.message)
-	return nil
+	return r.advanceRecord(ctx, c, secret, a, now)
 }
 
-// advanceCARotation moves the CA Secret to the next phase.
+// advanceCARotation moves the CA Secret to the next phase: the new CA
+// issues (TrustBoth ends), the old one leaves the bundle (ReissueLeaves
+// ends), the rotation is complete (DropOldCA ends).
 func (r *Reconciler) advanceCARotation(ctx context.Context, s *scope, a action) error {
 	c := s.cluster
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: resources.CASecretName(c.Name)}, secret); err != nil {
 		return err
 	}
-	phase := quorumv1alpha1.CARotationPhase(secret.Annotations[resources.AnnotationCARotationPhase])
-	if phase != s.certs.rotation.phase {
+	switch phase := reconciler.ReadCARotation(secret.Annotations).Phase; {
+	case phase != s.certs.rotation.Phase:
 		return nil // moved on already; the next pass observes it
-	}
-	switch phase {
-	case quorumv1alpha1.CARotationTrustBoth:
+	case phase == quorumv1alpha1.CARotationTrustBoth:
 		if _, err := pki.ParseKeyPair(secret.Data[resources.KeyNextCACert], secret.Data[resources.KeyNextCAKey]); err != nil {
 			return fmt.Errorf("the new CA in %s: %w", secret.Name, err)
 		}
 		secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey] = secret.Data[resources.KeyNextCACert], secret.Data[resources.KeyNextCAKey]
 		delete(secret.Data, resources.KeyNextCACert)
 		delete(secret.Data, resources.KeyNextCAKey)
-		secret.Annotations[resources.AnnotationCARotationPhase] = string(quorumv1alpha1.CARotationReissueLeaves)
-	case quorumv1alpha1.CARotationReissueLeaves:
+	case phase == quorumv1alpha1.CARotationReissueLeaves:
 		delete(secret.Data, resources.KeyCABundle)
-		secret.Annotations[resources.AnnotationCARotationPhase] = string(quorumv1alpha1.CARotationDropOldCA)
-	case quorumv1alpha1.CARotationDropOldCA:
-		delete(secret.Annotations, resources.AnnotationCARotationPhase)
-		secret.Annotations[resources.AnnotationCARotationCompleted] = r.Clock().UTC().Format(time.RFC3339)
-	default:
-		return fmt.Errorf("the CA Secret %s is in an unknown rotation phase %q", secret.Name, phase)
+	}
+	return r.advanceRecord(ctx, c, secret, a, r.Clock())
+}
+
+// advanceRecord writes the rotation's next state on the CA Secret with the
+// data already shaped for it, and says so in an event.
+func (r *Reconciler) advanceRecord(ctx context.Context, c *quorumv1alpha1.EtcdCluster, secret *corev1.Secret, a action, now time.Time) error {
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	reason, err := reconciler.AdvanceCARotation(secret.Annotations, c.Annotations[reconciler.AnnotationRotateCA], now)
+	if err != nil {
+		return fmt.Errorf("the CA Secret %s: %w", secret.Name, err)
 	}
 	if err := r.Update(ctx, secret); err != nil {
 		return err
-	}
-	reason := "CARotationPhase"
-	if phase == quorumv1alpha1.CARotationDropOldCA {
-		reason = "CARotated"
 	}
 	r.Event(c, corev1.EventTypeNormal, reason, a.message)
 	return nil
@@ -214,25 +204,9 @@ func rotationStatus(prev *quorumv1alpha1.CARotationStatus, o *certObservation, a
 	if o == nil {
 		return prev
 	}
-	rot := o.rotation
-	at := func(t time.Time) *metav1.Time {
-		if t.IsZero() {
-			return nil
-		}
-		mt := metav1.NewTime(t)
-		return &mt
+	msg := ""
+	if a.reason == reasonRotatingCA {
+		msg = a.message
 	}
-	switch {
-	case rot.phase != "":
-		st := &quorumv1alpha1.CARotationStatus{Phase: rot.phase, Trigger: rot.trigger, StartedAt: at(rot.startedAt)}
-		if a.reason == reasonRotatingCA {
-			st.Message = a.message
-		} else if prev != nil && prev.Phase == rot.phase {
-			st.Message = prev.Message
-		}
-		return st
-	case !rot.completedAt.IsZero():
-		return &quorumv1alpha1.CARotationStatus{Phase: quorumv1alpha1.CARotationCompleted, Trigger: rot.trigger, StartedAt: at(rot.startedAt), CompletedAt: at(rot.completedAt)}
-	}
-	return nil
+	return o.rotation.Status(prev, msg)
 }

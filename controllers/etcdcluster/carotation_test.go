@@ -46,7 +46,7 @@ type holders struct {
 func rotationScope(phase quorumv1alpha1.CARotationPhase, hs holders, mutate ...func(*quorumv1alpha1.EtcdCluster)) *scope {
 	old, next := rotationCAs[0], rotationCAs[1]
 	s := scopeOf(cluster(3, mutate...), three()...)
-	o := &certObservation{members: map[string]certInfo{}, rotation: caRotation{phase: phase, trigger: "1"}, consumers: hs.consumers}
+	o := &certObservation{members: map[string]certInfo{}, rotation: reconciler.CARotation{Phase: phase, Trigger: "1"}, consumers: hs.consumers}
 	switch phase {
 	case "":
 		o.ca, o.trust = old.Cert, old.CertPEM

@@ -820,7 +820,7 @@ func decideCertificates(s *scope, h health) (action, bool) {
 		return action{}, false
 	}
 	reason := reasonCertificateRenewal
-	if o.rotation.phase != "" {
+	if o.rotation.Phase != "" {
 		reason = reasonRotatingCA
 	}
 	if !settled(s, h) {

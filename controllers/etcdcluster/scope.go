@@ -131,21 +131,12 @@ type certObservation struct {
 	next  *x509.Certificate
 	trust []byte
 	// rotation is the CA rotation the CA Secret records.
-	rotation caRotation
+	rotation reconciler.CARotation
 	client   certInfo
 	members  map[string]certInfo
 	// consumers are the ControlPlanes that reach etcd with this CA,
 	// observed only during a rotation.
 	consumers []consumer
-}
-
-// caRotation is the CA rotation state the CA Secret's annotations hold.
-type caRotation struct {
-	// phase is "" when no rotation is under way.
-	phase quorumv1alpha1.CARotationPhase
-	// trigger is the rotate-ca value last answered.
-	trigger                string
-	startedAt, completedAt time.Time
 }
 
 // consumer is a ControlPlane whose apiservers reach this cluster, and the
@@ -191,7 +182,7 @@ func (r *Reconciler) observeCertificates(ctx context.Context, s *scope) error {
 			if ca, err := pki.CAFromSecret(sec); err == nil {
 				o.ca = ca.Cert
 				o.trust = resources.CATrust(sec.Data)
-				o.rotation = readRotation(sec)
+				o.rotation = reconciler.ReadCARotation(sec.Annotations)
 				if next, err := pki.ParseCertificate(sec.Data[resources.KeyNextCACert]); err == nil {
 					o.next = next
 				}
@@ -206,7 +197,7 @@ func (r *Reconciler) observeCertificates(ctx context.Context, s *scope) error {
 		return nil
 	}
 	s.certs = o
-	if o.rotation.phase != "" {
+	if o.rotation.Phase != "" {
 		consumers, err := r.observeConsumers(ctx, c)
 		if err != nil {
 			return err
@@ -214,20 +205,6 @@ func (r *Reconciler) observeCertificates(ctx context.Context, s *scope) error {
 		o.consumers = consumers
 	}
 	return nil
-}
-
-// readRotation reads the rotation state of a CA Secret.
-func readRotation(sec *corev1.Secret) caRotation {
-	at := func(key string) time.Time {
-		t, _ := time.Parse(time.RFC3339, sec.Annotations[key])
-		return t
-	}
-	return caRotation{
-		phase:       quorumv1alpha1.CARotationPhase(sec.Annotations[resources.AnnotationCARotationPhase]),
-		trigger:     sec.Annotations[resources.AnnotationCARotationTrigger],
-		startedAt:   at(resources.AnnotationCARotationStarted),
-		completedAt: at(resources.AnnotationCARotationCompleted),
-	}
 }
 
 // observeConsumers lists the ControlPlanes that reach this cluster with

@@ -74,7 +74,7 @@ func (r *Reconciler) ensureCA(ctx context.Context, c *quorumv1alpha1.EtcdCluster
 	}
 	ca, secret, err := pki.NewCASecret(
 		metav1.ObjectMeta{Name: resources.CASecretName(c.Name), Namespace: c.Namespace, Labels: resources.ClusterLabels(c.Name),
-			Annotations: map[string]string{resources.AnnotationCARotationTrigger: c.Annotations[reconciler.AnnotationRotateCA]}},
+			Annotations: map[string]string{reconciler.AnnotationCARotationTrigger: c.Annotations[reconciler.AnnotationRotateCA]}},
 		caCommonName(c, r.Clock()), caValidity)
 	if err != nil {
 		return nil, err

@@ -331,8 +331,9 @@ const (
 	KeyCA         = "ca.crt"
 )
 
-// Keys and annotations of an EtcdCluster's CA Secret beyond tls.crt and
-// tls.key (the CA that issues leaves).
+// Keys of an EtcdCluster's CA Secret beyond tls.crt and tls.key (the CA
+// that issues leaves); the rotation's record is in its annotations
+// (reconciler.CARotation).
 const (
 	// KeyCABundle is the trust bundle every holder verifies with while a
 	// rotation holds two CAs; absent, tls.crt alone is trusted.
@@ -341,16 +342,6 @@ const (
 	// does not issue yet.
 	KeyNextCACert = "next.crt"
 	KeyNextCAKey  = "next.key"
-	// AnnotationCARotationPhase is the rotation phase the Secret is in;
-	// absent when no rotation is under way.
-	AnnotationCARotationPhase = "quorum.dev/ca-rotation-phase"
-	// AnnotationCARotationTrigger is the quorum.dev/rotate-ca value last
-	// answered, so the same value does not rotate twice.
-	AnnotationCARotationTrigger = "quorum.dev/ca-rotation-trigger"
-	// AnnotationCARotationStarted and AnnotationCARotationCompleted are
-	// when the rotation started and finished (RFC 3339).
-	AnnotationCARotationStarted   = "quorum.dev/ca-rotation-started-at"
-	AnnotationCARotationCompleted = "quorum.dev/ca-rotation-completed-at"
 )
 
 // CATrust is the trust bundle an EtcdCluster's CA Secret data says every
