@@ -30,17 +30,30 @@ import (
 
 // workload runs clients against one EtcdCluster.
 type workload struct {
-	t       *testing.T
-	ns      string
-	cl      *clientv3.Client
-	prefix  string
-	start   time.Time
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	history []porcupine.Operation
+	t      *testing.T
+	ns     string
+	cl     *clientv3.Client
+	prefix string
+	start  time.Time
+	// cancel stops the watch, stopOps the clients; wg waits for the watch,
+	// opsWG for the clients.
+	cancel, stopOps context.CancelFunc
+	wg, opsWG       sync.WaitGroup
+	mu              sync.Mutex
+	history         []porcupine.Operation
 	// acked are the acknowledged puts and CAS, by key.
 	acked map[string][]ackedWrite
+	// history is etcd's own: a watch that runs with the workload, from the
+	// revision it started at, so a later compaction cannot hide it. seen
+	// holds each put value's revision by key; watched is the revision the
+	// watch is known complete to.
+	watchMu  sync.Mutex
+	seen     map[string]map[string]int64
+	watched  int64
+	watchErr error
+	from     int64
+	// end is the revision when the clients stopped.
+	end int64
 	// figures
 	ops, failed  int
 	errors       map[string]int
@@ -68,16 +81,61 @@ func startWorkload(t *testing.T, ns, name string, o workloadOptions) *workload {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]ackedWrite{}, errors: map[string]int{}}
 	w.lastWrite = w.start
+	w.seen = map[string]map[string]int64{}
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	resp, err := w.cl.Get(rctx, w.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	rcancel()
+	if err != nil {
+		t.Fatalf("reading the revision to watch from: %v", err)
+	}
+	w.from = resp.Header.Revision + 1
+	w.wg.Add(1)
+	go w.watch(ctx)
 	each := time.Duration(float64(o.clients) / o.rate * float64(time.Second))
+	opsCtx, stopOps := context.WithCancel(ctx)
+	w.stopOps = stopOps
 	for c := 0; c < o.clients; c++ {
-		w.wg.Add(1)
-		go w.client(ctx, c, o.keys, each, name)
+		w.opsWG.Add(1)
+		go w.client(opsCtx, c, o.keys, each, name)
 	}
 	return w
 }
 
-func (w *workload) client(ctx context.Context, id, keys int, every time.Duration, name string) {
+// watch records etcd's history of the workload's keys as it happens.
+func (w *workload) watch(ctx context.Context) {
 	defer w.wg.Done()
+	// Not WithRequireLeader: the watch outlives leader changes and member
+	// restarts, the client resuming it from the last revision it saw.
+	for wr := range w.cl.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.from), clientv3.WithProgressNotify()) {
+		w.watchMu.Lock()
+		if err := wr.Err(); err != nil {
+			if wr.Canceled && ctx.Err() == nil {
+				w.watchErr = err // compacted past it, or refused: the history is incomplete
+				w.watchMu.Unlock()
+				return
+			}
+			w.watchMu.Unlock()
+			continue
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypePut {
+				k := string(ev.Kv.Key)
+				if w.seen[k] == nil {
+					w.seen[k] = map[string]int64{}
+				}
+				w.seen[k][string(ev.Kv.Value)] = ev.Kv.ModRevision
+			}
+			w.watched = max(w.watched, ev.Kv.ModRevision)
+		}
+		if wr.IsProgressNotify() {
+			w.watched = max(w.watched, wr.Header.Revision)
+		}
+		w.watchMu.Unlock()
+	}
+}
+
+func (w *workload) client(ctx context.Context, id, keys int, every time.Duration, name string) {
+	defer w.opsWG.Done()
 	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -229,8 +287,7 @@ func errorKind(err error) string {
 // member has the same hash at one revision.
 func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	t.Helper()
-	w.cancel()
-	w.wg.Wait()
+	w.stopClients(t)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rep := workloadReport{ops: w.ops, failed: w.failed, longestNoWrite: w.longestNoAck, rate: float64(w.ops) / time.Since(w.start).Seconds()}
@@ -243,56 +300,16 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		t.Fatalf("no write was acknowledged (%d ops, %d failed)", w.ops, w.failed)
 	}
 
-	// Every acknowledged write is in etcd's history: a watch from the first
-	// revision (or the compaction) replays every put.
+	// Every acknowledged write is in etcd's history.
 	cl := etcdClient(t, ns, name)
 	defer func() { _ = cl.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	resp, err := cl.Get(ctx, w.prefix+"k", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatalf("reading the revision: %v", err)
-	}
-	end := resp.Header.Revision
-	// A compacted history (NOSPACE recovery) is replayed from the
-	// compaction; older writes are not checked.
-	from := int64(1)
-	if c := getCluster(t, ns, name).Status.LastCompaction; c != nil {
-		from = c.Revision + 1
-	}
-	seen := map[string]map[string]int64{} // key, value: the revision it was put at
-	wctx := clientv3.WithRequireLeader(ctx)
-	wch := cl.Watch(wctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
-	// A progress notification at or past the end revision says every event
-	// before it was delivered.
-	progress := time.NewTicker(500 * time.Millisecond)
-	defer progress.Stop()
-	for done := false; !done; {
-		select {
-		case wr, ok := <-wch:
-			if !ok || wr.Err() != nil {
-				t.Fatalf("watching the history: %v", wr.Err())
-			}
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypePut {
-					k := string(ev.Kv.Key)
-					if seen[k] == nil {
-						seen[k] = map[string]int64{}
-					}
-					seen[k][string(ev.Kv.Value)] = ev.Kv.ModRevision
-				}
-			}
-			done = wr.IsProgressNotify() && wr.Header.Revision >= end
-		case <-progress.C:
-			_ = cl.RequestProgress(wctx)
-		case <-ctx.Done():
-			t.Fatal("the history watch did not reach the end in a minute")
-		}
-	}
+	w.watchMu.Lock()
+	seen := w.seen
+	w.watchMu.Unlock()
 	lost := 0
 	for k, vs := range w.acked {
 		for _, v := range vs {
-			if _, ok := seen[k][v.value]; v.revision >= from && !ok {
+			if _, ok := seen[k][v.value]; !ok {
 				lost++
 				if lost <= 5 {
 					t.Errorf("acknowledged write %s=%s (revision %d) is not in etcd's history", k, v.value, v.revision)
@@ -308,12 +325,7 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	// NOSPACE error, which etcd may answer for a write it applied: etcd
 	// issue 16659) is resolved with etcd's own history, values being
 	// unique: never there, it was not applied and leaves the history; there,
-	// it was, at a time the checker finds. Writes called before a
-	// compaction cannot be resolved and stay unknown.
-	var compactedAt time.Time
-	if c := getCluster(t, ns, name).Status.LastCompaction; c != nil {
-		compactedAt = c.Time.Time
-	}
+	// it was, at its revision.
 	// An applied one took effect at its revision: it returned, at the
 	// latest, when the first operation answered at that revision or later
 	// did (etcd's robustness tests bound it the same way).
@@ -339,7 +351,7 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 	dropped, resolved := 0, 0
 	for _, op := range w.history {
 		in, out := op.Input.(linearizability.Input), op.Output.(linearizability.Output)
-		if out.Unknown && (in.Op == "put" || in.Op == "cas") && time.Unix(0, op.Call).After(compactedAt) {
+		if out.Unknown && (in.Op == "put" || in.Op == "cas") {
 			rev, applied := seen[in.Key][in.Value]
 			if !applied {
 				dropped++
@@ -373,6 +385,48 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		rep.verdict += fmt.Sprintf(" (writes of unknown outcome: %d found applied, %d not)", resolved, dropped)
 	}
 	rep.errors = w.errors
-	assertSameHash(t, cl, end, clientURLs(t, ns, name))
+	assertSameHash(t, cl, w.end, clientURLs(t, ns, name))
 	return rep
+}
+
+// stopClients stops the clients, waits (bounded: a minute) until the
+// watch has delivered every revision up to the one the store is at, then
+// stops the watch.
+func (w *workload) stopClients(t *testing.T) {
+	t.Helper()
+	w.stopOps()
+	w.opsWG.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := w.cl.Get(rctx, w.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		rcancel()
+		if err == nil {
+			w.end = resp.Header.Revision
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("reading the end revision: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+	for {
+		w.watchMu.Lock()
+		done, werr := w.watched >= w.end, w.watchErr
+		w.watchMu.Unlock()
+		if werr != nil {
+			t.Fatalf("the history watch failed: %v", werr)
+		}
+		if done {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the history watch did not reach revision %d in a minute", w.end)
+		}
+		_ = w.cl.RequestProgress(ctx)
+		time.Sleep(500 * time.Millisecond)
+	}
+	w.cancel()
+	w.wg.Wait()
 }
