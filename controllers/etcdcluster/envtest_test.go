@@ -7,6 +7,7 @@ package etcdcluster
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"os"
@@ -977,4 +978,42 @@ func secretData(t *testing.T, c client.Client, ns, name string) map[string][]byt
 		t.Fatal(err)
 	}
 	return s.Data
+}
+
+// TestEtcdClusterForeignClientCertificate: a client Secret holding a
+// certificate of another CA is left as it is (a person put it there; the
+// members refuse it and EtcdUnreachable says so), while one of the
+// cluster's own CA past its renewal window is reissued.
+func TestEtcdClusterForeignClientCertificate(t *testing.T) {
+	c, ns := threeMembers(t, "etcd-foreign")
+	ctx := context.Background()
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	converge(t, r, c, ns, f, 3)
+	other, err := pki.NewCA("another-ca", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := other.Issue(pki.CertRequest{CommonName: "quorum-client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.ClientSecretName("main")}, sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data = map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, resources.KeyCA: other.CertPEM}
+	if err := c.Update(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+	}
+	after := secretData(t, c, ns, resources.ClientSecretName("main"))
+	if string(after[corev1.TLSCertKey]) != string(kp.CertPEM) || string(after[resources.KeyCA]) != string(other.CertPEM) {
+		t.Fatal("a foreign client certificate was replaced: the operator's own trouble must stay visible")
+	}
 }

@@ -104,6 +104,11 @@ func (r *Reconciler) ensureClientSecret(ctx context.Context, c *quorumv1alpha1.E
 		return err
 	}
 	now := r.Clock()
+	if err == nil && foreignLeaf(existing.Data[corev1.TLSCertKey], ca) {
+		// Not a certificate of this cluster's CAs: someone put it there.
+		// It is left for a person; EtcdUnreachable says the members refuse it.
+		return nil
+	}
 	var data map[string][]byte
 	var why string
 	switch {
@@ -151,6 +156,17 @@ func trustSummary(trust []byte) string {
 		names = append(names, c.Subject.CommonName)
 	}
 	return strings.Join(names, " and ")
+}
+
+// foreignLeaf says whether certPEM is a readable certificate that none of
+// the cluster's CAs (the issuing one, those of the trust bundle) issued.
+func foreignLeaf(certPEM []byte, ca *caKeys) bool {
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return false
+	}
+	cas, _ := pki.ParseBundle(ca.trust)
+	return pki.IssuerIn(cert, append(cas, ca.issuer.Cert)...) == ""
 }
 
 // leafDue says whether the certificate in certPEM must be reissued: it
