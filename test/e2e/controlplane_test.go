@@ -50,6 +50,11 @@ func newControlPlane(t *testing.T, ns, name, version string, replicas int32, etc
 			}},
 		},
 	}
+	small := &corev1.ResourceRequirements{Requests: smallRequests()}
+	cp.Spec.APIServer.Resources, cp.Spec.ControllerManager.Resources, cp.Spec.Scheduler.Resources = small, small, small
+	if cp.Spec.Etcd.Stacked != nil {
+		cp.Spec.Etcd.Stacked.Resources = small
+	}
 	if err := crClient(t).Create(context.Background(), cp); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -67,8 +68,10 @@ func newEtcdCluster(t *testing.T, ns, name string, replicas int32, mutate ...fun
 			FailurePolicy: quorumv1alpha1.FailurePolicy{
 				UnhealthyAfter: &metav1.Duration{Duration: 20 * time.Second},
 			},
+			// Small requests: 2 cores host every case's members side by
+			// side, and the defaults (100m each) leave members Pending.
 			PodTemplate: quorumv1alpha1.PodTemplate{
-				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{}},
+				Resources: corev1.ResourceRequirements{Requests: smallRequests()},
 			},
 		},
 	}
@@ -390,4 +393,10 @@ func readyClientURLs(ns, name string) ([]string, error) {
 	}
 	sort.Strings(ready)
 	return ready, nil
+}
+
+// smallRequests are the requests of e2e pods: the local cluster's three
+// nodes report the machine's 2 cores each, and 8 cases run side by side.
+func smallRequests() corev1.ResourceList {
+	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}
 }
