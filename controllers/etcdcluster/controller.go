@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -264,6 +265,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allClusters),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: reconciler.NodeReadinessChanged})).
 		Named("etcdcluster").
+		// Objects are independent: one whose members answer slowly (a
+		// stopped process, a cut link: every call waits out its timeout)
+		// must not hold up the others. A key is never reconciled twice at once.
+		WithOptions(controller.Options{MaxConcurrentReconciles: reconciler.MaxConcurrentReconciles}).
 		Complete(r)
 }
 

@@ -138,6 +138,10 @@ func BoolGauge(b bool) float64 {
 // operator would make to it; its status is still observed and written.
 const AnnotationPaused = "quorum.dev/paused"
 
+// MaxConcurrentReconciles is how many objects of one kind are reconciled
+// at once.
+const MaxConcurrentReconciles = 4
+
 // AnnotationRotateCA on an EtcdCluster (or a ControlPlane) asks for a CA
 // rotation: each new value starts one.
 const AnnotationRotateCA = "quorum.dev/rotate-ca"
