@@ -241,7 +241,7 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 		old, err := pki.ParseCertificate(data[l.cert])
 		switch {
 		case len(data[l.cert]) == 0:
-		case err != nil || !issuedBy(old, l.issuer) || !covers(old, l.req):
+		case err != nil || !pki.IssuedBy(old, l.issuer.Cert) || !covers(old, l.req):
 			renewed = append(renewed, l.cert)
 		case pki.RenewalDue(old.NotAfter, l.issuer.Cert.NotAfter, in.now, renewBefore(in.cp)):
 			renewed = append(renewed, l.cert)
@@ -269,10 +269,6 @@ func ensureCAKeys(data map[string][]byte, certKey, keyKey, name string) (*pki.Ke
 	}
 	data[certKey], data[keyKey] = ca.CertPEM, ca.KeyPEM
 	return ca, nil
-}
-
-func issuedBy(cert *x509.Certificate, ca *pki.KeyPair) bool {
-	return cert.CheckSignatureFrom(ca.Cert) == nil
 }
 
 // covers says whether cert holds every name and IP req asks for.
@@ -321,7 +317,7 @@ func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.K
 				cl, user := cfg.Clusters[ctx.Cluster], cfg.AuthInfos[ctx.AuthInfo]
 				cert, err := pki.ParseCertificate(user.ClientCertificateData)
 				if err == nil && cl.Server == u.server && bytes.Equal(cl.CertificateAuthorityData, trust) &&
-					!pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(cp)) && issuedBy(cert, ca) {
+					!pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(cp)) && pki.IssuedBy(cert, ca.Cert) {
 					return existing, false, nil
 				}
 			}
