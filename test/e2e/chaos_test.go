@@ -237,16 +237,7 @@ func chaosNoSpace(t *testing.T) {
 	quota := resource.MustParse("64Mi")
 	ns, _, w := chaosCluster(t, "chaos-nospace", func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Maintenance.QuotaBackendBytes = &quota })
 	fillUntilNoSpace(t, ns, "/big", false)
-	start := time.Now()
-	cl := etcdClient(t, ns, "main")
-	defer func() { _ = cl.Close() }()
-	eventually(t, "writes accepted again", 5*time.Minute, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := cl.Put(ctx, "/after-nospace", "ok")
-		return err == nil, fmt.Sprint(err)
-	})
-	heal := time.Since(start)
+	heal := waitWritesAccepted(t, ns)
 	time.Sleep(5 * time.Second)
 	recordChaos(t, "NOSPACE under load", heal, w.stop(t, ns, "main"))
 }

@@ -518,17 +518,9 @@ func testNoSpaceRecovery(t *testing.T) {
 	waitHealthy(t, ns, "main", 3, 4*time.Minute)
 	w := startWriter(t, ns, "main")
 	full := fillUntilNoSpace(t, ns, "/big", false)
-	start := time.Now()
-	cl := etcdClient(t, ns, "main")
-	defer func() { _ = cl.Close() }()
-	eventually(t, "writes accepted again", 5*time.Minute, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := cl.Put(ctx, "/after-nospace", "ok")
-		return err == nil, fmt.Sprint(err)
-	})
+	took := waitWritesAccepted(t, ns)
 	c := getCluster(t, ns, "main")
-	t.Logf("NOSPACE after %d writes of 1 MiB; writes accepted again %s later; %s", full, time.Since(start).Round(100*time.Millisecond), describeHousekeeping(c))
+	t.Logf("NOSPACE after %d writes of 1 MiB; writes accepted again %s later; %s", full, took.Round(100*time.Millisecond), describeHousekeeping(c))
 	if c.Status.LastCompaction == nil || c.Status.LastDefrag == nil {
 		t.Fatalf("recovered without a recorded compaction and defragmentation: %+v %+v", c.Status.LastCompaction, c.Status.LastDefrag)
 	}
@@ -618,4 +610,20 @@ func describeHousekeeping(c *quorumv1alpha1.EtcdCluster) string {
 		out += fmt.Sprintf("; last defragmentation (%s) gave back %d bytes", ld.Member, ld.ReclaimedBytes)
 	}
 	return out
+}
+
+// waitWritesAccepted waits (bounded: 5 min) until a write to the cluster
+// succeeds again after NOSPACE, and returns how long that took.
+func waitWritesAccepted(t *testing.T, ns string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	cl := etcdClient(t, ns, "main")
+	defer func() { _ = cl.Close() }()
+	eventually(t, "writes accepted again", 5*time.Minute, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := cl.Put(ctx, "/after-nospace", "ok")
+		return err == nil, fmt.Sprint(err)
+	})
+	return time.Since(start)
 }
