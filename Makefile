@@ -63,7 +63,8 @@ unit: manifests generate test-binaries ## Unit and envtest suites against a real
 .PHONY: test
 test: unit ## The README's test command: unit and envtest suites, then e2e on a local cluster it starts and always stops.
 	@status=0; $(MAKE) --no-print-directory cluster-up && $(MAKE) --no-print-directory e2e || status=$$?; \
-	$(MAKE) --no-print-directory cluster-down || status=$$((status ? status : 1)); exit $$status
+	$(MAKE) --no-print-directory cluster-down || status=$$((status ? status : 1)); \
+	if [ -s $(TEST_RECAP) ]; then echo; cat $(TEST_RECAP); fi; exit $$status
 
 .PHONY: bench
 bench: build ## Snapshot and restore of ~1 GiB: Quorum's backup job against etcdctl and etcdutl.
@@ -92,13 +93,21 @@ cluster-down: local-cluster ## Stop the local cluster and remove everything it m
 cluster-status: local-cluster ## Say what of the local cluster runs.
 	$(LOCAL_CLUSTER) status
 
+# The e2e output goes through testrecap, which ends it with each failed
+# test's last lines (also kept in $(TEST_RECAP)): CI logs keep only a tail.
+TEST_RECAP = $(CURDIR)/.local/e2e-recap.txt
+
+.PHONY: testrecap
+testrecap: | $(LOCALBIN)
+	go build -o $(LOCALBIN)/testrecap ./hack/testrecap
+
 .PHONY: e2e
-e2e: ## End-to-end suites against the running local cluster.
-	go test ./test/e2e/... -count=1 -timeout 45m -v -parallel 8
+e2e: testrecap ## End-to-end suites against the running local cluster.
+	go test ./test/e2e/... -count=1 -timeout 45m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
 .PHONY: chaos
-chaos: ## Every chaos scenario under the linearizability-checked workload, against the running local cluster (make cluster-up first); a summary table at the end.
-	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -v -parallel 8
+chaos: testrecap ## Every chaos scenario under the linearizability-checked workload, against the running local cluster (make cluster-up first); a summary table at the end.
+	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
 .PHONY: run
 run: cluster-up ## The main demo: cluster up, Quorum deployed, the samples applied.

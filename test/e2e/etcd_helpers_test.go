@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,6 +92,26 @@ func getCluster(t *testing.T, ns, name string) *quorumv1alpha1.EtcdCluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// updateCluster changes the cluster's spec through mutate, read afresh and
+// tried again on a conflict: the operator writes status all the time, and
+// every write moves the resourceVersion an Update must match.
+func updateCluster(t *testing.T, ns, name string, mutate func(*quorumv1alpha1.EtcdCluster)) *quorumv1alpha1.EtcdCluster {
+	t.Helper()
+	for range 10 {
+		c := getCluster(t, ns, name)
+		mutate(c)
+		err := crClient(t).Update(context.Background(), c)
+		if err == nil {
+			return c
+		}
+		if !apierrors.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("could not update EtcdCluster %s/%s: conflicts 10 times in a row", ns, name)
+	return nil
 }
 
 // waitHealthy waits until the cluster reports n healthy voters, no learner,

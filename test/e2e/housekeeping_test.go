@@ -72,11 +72,9 @@ func testScheduledDefrag(t *testing.T) {
 
 	// Due at the start of the next minute but one, in UTC.
 	due := time.Now().UTC().Truncate(time.Minute).Add(2 * time.Minute)
-	c := getCluster(t, ns, "main")
-	c.Spec.Maintenance.Defrag = &quorumv1alpha1.DefragPolicy{Schedule: fmt.Sprintf("%d %d * * *", due.Minute(), due.Hour())}
-	if err := crClient(t).Update(context.Background(), c); err != nil {
-		t.Fatal(err)
-	}
+	c := updateCluster(t, ns, "main", func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.Maintenance.Defrag = &quorumv1alpha1.DefragPolicy{Schedule: fmt.Sprintf("%d %d * * *", due.Minute(), due.Hour())}
+	})
 	eventually(t, "status.scheduledDefrag.nextScheduleTime", time.Minute, func() (bool, string) {
 		c = getCluster(t, ns, "main")
 		st := c.Status.ScheduledDefrag

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRecapNamesTheFailedLeafWithItsLastLines(t *testing.T) {
+	in := strings.Join([]string{
+		`{"Action":"run","Package":"p","Test":"TestA"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"=== RUN   TestA/bad\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"    a_test.go:3: zero\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"    a_test.go:4: one\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"    a_test.go:5: two\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"    a_test.go:6: three\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"    a_test.go:7: timed out waiting\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/bad","Output":"    main_test.go:72: pod x on node-a: Running\n"}`,
+		`{"Action":"fail","Package":"p","Test":"TestA/bad"}`,
+		`{"Action":"output","Package":"p","Test":"TestA/ok","Output":"    a_test.go:9: fine\n"}`,
+		`{"Action":"pass","Package":"p","Test":"TestA/ok"}`,
+		`{"Action":"fail","Package":"p","Test":"TestA"}`,
+		`{"Action":"fail","Package":"p"}`,
+	}, "\n")
+	var out strings.Builder
+	if got := run(strings.NewReader(in), &out, ""); got != 1 {
+		t.Fatalf("exit %d for a failed package, want 1", got)
+	}
+	_, recap, _ := strings.Cut(out.String(), "=== failed tests")
+	want := "--- FAIL: TestA/bad\n    a_test.go:4: one\n    a_test.go:5: two\n    a_test.go:6: three\n    a_test.go:7: timed out waiting\n"
+	if !strings.Contains(recap, want) || strings.Contains(recap, "--- FAIL: TestA\n") || strings.Contains(recap, "main_test.go") || strings.Contains(recap, "zero") {
+		t.Fatalf("recap:\n%s\nwant it to hold:\n%s", recap, want)
+	}
+	if !strings.Contains(out.String(), "    a_test.go:9: fine\n") {
+		t.Fatal("the output of passing tests was not printed")
+	}
+}
+
+func TestEveryPackagePassedExitsZero(t *testing.T) {
+	in := `{"Action":"output","Package":"p","Test":"TestA","Output":"    a_test.go:4: one\n"}
+{"Action":"pass","Package":"p","Test":"TestA"}
+{"Action":"pass","Package":"p"}`
+	var out strings.Builder
+	if got := run(strings.NewReader(in), &out, ""); got != 0 || strings.Contains(out.String(), "failed") {
+		t.Fatalf("exit %d, output %q", got, out.String())
+	}
+}
+
+func TestABuildFailureOrAStoppedRunFails(t *testing.T) {
+	var out strings.Builder
+	if got := run(strings.NewReader("# p\n./a.go:3: undefined: x\n"), &out, ""); got != 1 {
+		t.Fatalf("exit %d with no package verdict, want 1", got)
+	}
+}
