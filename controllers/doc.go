@@ -9,4 +9,10 @@
 // +kubebuilder:rbac:groups=quorum.dev,resources=etcdclusters/finalizers;controlplanes/finalizers;etcdbackups/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+//
+// The manager's metrics endpoint (main.go) checks each scraper's token with
+// the API server:
+//
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 package controllers
