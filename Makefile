@@ -33,8 +33,9 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRDs and RBAC from the markers in api/ and controllers/.
+manifests: controller-gen ## Generate the CRDs and RBAC from the markers in api/ and controllers/, and Argo CD's health check ConfigMap.
 	$(CONTROLLER_GEN) rbac:roleName=manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/gen-argocd config/argocd/argocd-cm.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate the deepcopy code of the API types.
@@ -110,7 +111,8 @@ chaos: testrecap ## Every chaos scenario under the linearizability-checked workl
 	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
 .PHONY: run
-run: cluster-up ## The main demo: cluster up, Quorum deployed, the samples applied.
+run: local-cluster kustomize manifests ## The main demo: cluster up (without the previous Kubernetes version), Quorum deployed, the samples applied, a backup taken, a member replaced.
+	$(LOCAL_CLUSTER) up --demo
 	hack/run-demo.sh
 
 .PHONY: check-generated

@@ -356,7 +356,11 @@ type ControlPlane struct {
 	// +required
 	Spec ControlPlaneSpec `json:"spec"`
 	// status is the control plane as observed.
+	// Until the operator first writes it, status reads observedGeneration -1,
+	// so kstatus (Flux, `kubectl wait`) and Argo CD read a just-applied
+	// object as in progress, never as current.
 	// +optional
+	// +kubebuilder:default={"observedGeneration":-1}
 	Status ControlPlaneStatus `json:"status,omitempty"`
 }
 

@@ -220,7 +220,11 @@ type EtcdBackup struct {
 	// +required
 	Spec EtcdBackupSpec `json:"spec"`
 	// status is the backup as observed.
+	// Until the operator first writes it, status reads observedGeneration -1,
+	// so kstatus (Flux, `kubectl wait`) and Argo CD read a just-applied
+	// object as in progress, never as current.
 	// +optional
+	// +kubebuilder:default={"observedGeneration":-1}
 	Status EtcdBackupStatus `json:"status,omitempty"`
 }
 

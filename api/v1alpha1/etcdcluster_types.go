@@ -663,7 +663,11 @@ type EtcdCluster struct {
 	// +required
 	Spec EtcdClusterSpec `json:"spec"`
 	// status is the cluster as observed.
+	// Until the operator first writes it, status reads observedGeneration -1,
+	// so kstatus (Flux, `kubectl wait`) and Argo CD read a just-applied
+	// object as in progress, never as current.
 	// +optional
+	// +kubebuilder:default={"observedGeneration":-1}
 	Status EtcdClusterStatus `json:"status,omitempty"`
 }
 

@@ -2,7 +2,8 @@
 // machine, with Quorum deployed in it, and injects the faults the
 // end-to-end suites need.
 //
-//	local-cluster up                       build what is missing, start everything, deploy Quorum
+//	local-cluster up [--demo]              build what is missing, start everything, deploy Quorum;
+//	                                       --demo skips the previous Kubernetes version (upgrade tests only)
 //	local-cluster down                     stop everything it started, leave the machine as found
 //	local-cluster status                   what runs
 //	local-cluster stop-node NODE           zone outage: kubelet, kube-proxy, containers, containerd
@@ -53,6 +54,12 @@ func run(args []string) error {
 	}
 	switch args[0] {
 	case "up":
+		switch {
+		case len(args) == 2 && args[1] == "--demo":
+			c.WithoutPrevious = true
+		case len(args) != 1:
+			return fmt.Errorf("up takes no argument but --demo")
+		}
 		t, err := c.Up(ctx)
 		if err != nil {
 			return fmt.Errorf("%w\nlogs: %s", err, strings.Join(c.LogFiles(), " "))

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -216,6 +217,12 @@ func testBackupAndRestore(t *testing.T) {
 	before := putKeys(t, cl, "/data/", 10000)
 
 	create(t, s3Backup(ns, "to-s3", "main", "etcd-backups", "s3-credentials"))
+	// (issue 15) In progress from the moment it is applied, current once
+	// its snapshot is verified; `kubectl wait` returns then.
+	if s := kstatusNow(t, "EtcdBackup", ns, "to-s3"); s != kstatus.InProgressStatus {
+		t.Fatalf("just applied, kstatus reads %s, want InProgress", s)
+	}
+	waitReady := kubectlWaitReady(t, "EtcdBackup", ns, "to-s3", 4*time.Minute)
 	create(t, &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backups"},
 		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -228,6 +235,8 @@ func testBackupAndRestore(t *testing.T) {
 	})
 	s3b := waitBackup(t, ns, "to-s3", metav1.ConditionTrue, "SnapshotVerified")
 	volb := waitBackup(t, ns, "to-volume", metav1.ConditionTrue, "SnapshotVerified")
+	waitReady()
+	expectKstatus(t, "EtcdBackup", ns, "to-s3", kstatus.CurrentStatus, time.Minute)
 	snap := s3b.Status.Snapshots[0]
 	t.Logf("S3 snapshot %s: revision %d, %d bytes; volume snapshot %s", snap.Name, snap.Revision, snap.SizeBytes, volb.Status.Snapshots[0].Location)
 	if s3b.Status.SnapshotCount != 1 || snap.SHA256 == "" || !strings.HasPrefix(snap.Location, "s3://etcd-backups/main/") {
@@ -320,6 +329,10 @@ func testWrongCredentials(t *testing.T) {
 	bad := waitBackup(t, ns, "bad", metav1.ConditionFalse, "CredentialsInvalid")
 	if c := meta.FindStatusCondition(bad.Status.Conditions, quorumv1alpha1.ConditionReady); c == nil || c.Reason != "CredentialsInvalid" {
 		t.Fatalf("Ready = %+v, want CredentialsInvalid", c)
+	}
+	// (issue 15) Bad credentials need a person: failed.
+	if s := kstatusNow(t, "EtcdBackup", ns, "bad"); s != kstatus.FailedStatus {
+		t.Fatalf("wrong credentials, kstatus reads %s, want Failed", s)
 	}
 	if _, err := admin.StatObject(context.Background(), "etcd-backups", "main/"+good.Status.Snapshots[0].Name, minio.StatObjectOptions{}); err != nil {
 		t.Fatalf("the earlier snapshot is gone: %v", err)

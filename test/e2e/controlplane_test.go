@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -336,8 +337,16 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	applied := time.Now()
 	newControlPlane(t, ns, "tenant", cluster.PreviousKubernetesVersion, 3,
 		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+	// (issue 15) In progress from the moment it is applied, current once
+	// available; `kubectl wait` returns then.
+	if s := kstatusNow(t, "ControlPlane", ns, "tenant"); s != kstatus.InProgressStatus {
+		t.Fatalf("just applied, kstatus reads %s, want InProgress", s)
+	}
+	waitReady := kubectlWaitReady(t, "ControlPlane", ns, "tenant", 5*time.Minute)
 	cp := waitControlPlane(t, ns, "tenant", 3, cluster.PreviousKubernetesVersion, 5*time.Minute)
 	t.Logf("3 replicas on an EtcdCluster Available %s after apply (etcd created at the same time)", time.Since(applied).Round(time.Second))
+	waitReady()
+	expectKstatus(t, "ControlPlane", ns, "tenant", kstatus.CurrentStatus, time.Minute)
 	assertSpread(t, cp, 3)
 	if c := meta.FindStatusCondition(cp.Status.Conditions, quorumv1alpha1.ConditionEtcdAvailable); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("EtcdAvailable: %+v", c)
@@ -511,6 +520,10 @@ func testControlPlaneMissingEtcd(t *testing.T) {
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "EtcdClusterNotFound" &&
 			meta.IsStatusConditionFalse(cp.Status.Conditions, quorumv1alpha1.ConditionAvailable), cpSummary(cp)
 	})
+	// (issue 15) A missing reference needs a person: failed.
+	if s := kstatusNow(t, "ControlPlane", ns, "tenant"); s != kstatus.FailedStatus {
+		t.Fatalf("clusterRef to a missing EtcdCluster, kstatus reads %s, want Failed", s)
+	}
 	restarts := managerRestarts(t)
 	time.Sleep(10 * time.Second)
 	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: resources.ControlPlaneSelector("tenant")})

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -57,8 +58,16 @@ func testCreateAndScale(t *testing.T) {
 	ns := newNamespace(t, "etcd-scale")
 	start := time.Now()
 	newEtcdCluster(t, ns, "main", 3)
+	// (issue 15) What GitOps tools read: in progress from the moment it
+	// is applied, current once healthy; `kubectl wait` returns then.
+	if s := kstatusNow(t, "EtcdCluster", ns, "main"); s != kstatus.InProgressStatus {
+		t.Fatalf("just applied, kstatus reads %s, want InProgress", s)
+	}
+	waitReady := kubectlWaitReady(t, "EtcdCluster", ns, "main", 4*time.Minute)
 	c := waitHealthy(t, ns, "main", 3, 4*time.Minute)
 	t.Logf("healthy 3-member cluster in %s", time.Since(start).Round(100*time.Millisecond))
+	waitReady()
+	expectKstatus(t, "EtcdCluster", ns, "main", kstatus.CurrentStatus, time.Minute)
 	if z := zonesOf(c); z["zone-a"] != 1 || z["zone-b"] != 1 || z["zone-c"] != 1 {
 		t.Fatalf("members per zone: %v, want one in each", z)
 	}
@@ -70,6 +79,9 @@ func testCreateAndScale(t *testing.T) {
 
 	start = time.Now()
 	scale(t, ns, "main", 5)
+	if s := kstatusNow(t, "EtcdCluster", ns, "main"); s != kstatus.InProgressStatus {
+		t.Fatalf("asked for 5 members, kstatus reads %s, want InProgress", s)
+	}
 	c = waitHealthy(t, ns, "main", 5, 5*time.Minute)
 	t.Logf("scaled 3 to 5 in %s", time.Since(start).Round(100*time.Millisecond))
 	if z := zonesOf(c); z["zone-a"] != 2 || z["zone-b"] != 2 || z["zone-c"] != 1 {
@@ -140,6 +152,8 @@ func testPodAndVolumeDeleted(t *testing.T) {
 	if err := kube.CoreV1().Pods(ns).Delete(ctx, victim.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// (issue 15) Degraded while it is repaired: in progress, not current.
+	expectKstatus(t, "EtcdCluster", ns, "main", kstatus.InProgressStatus, 2*time.Minute)
 	eventually(t, "a new member in "+victim.Zone, 4*time.Minute, func() (bool, string) {
 		c = getCluster(t, ns, "main")
 		for _, m := range c.Status.Members {
@@ -159,6 +173,7 @@ func testPodAndVolumeDeleted(t *testing.T) {
 	if z := zonesOf(c); z[victim.Zone] != 1 {
 		t.Fatalf("members per zone: %v, want the replacement in %s", z, victim.Zone)
 	}
+	expectKstatus(t, "EtcdCluster", ns, "main", kstatus.CurrentStatus, time.Minute)
 	w.check(t)
 }
 
@@ -249,6 +264,10 @@ func testBadVersions(t *testing.T) {
 		})
 		if after := memberPodUIDs(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatalf("member pods changed after asking for %s: %v, then %v", tc.version, before, after)
+		}
+		// (issue 15) Only a person can help: failed, not in progress.
+		if s := kstatusNow(t, "EtcdCluster", ns, "main"); s != kstatus.FailedStatus {
+			t.Fatalf("%s refused, kstatus reads %s, want Failed", tc.version, s)
 		}
 	}
 	setVersion(t, ns, "main", cluster.EtcdVersion)

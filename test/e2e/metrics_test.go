@@ -11,6 +11,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,3 +101,30 @@ func TestManagerMetrics(t *testing.T) {
 		return strings.Contains(body, "rest_client_requests_total"), "no rest_client_requests_total in the metrics"
 	})
 }
+
+// TestManagerSecretsNotCached (issue 15): the manager's ServiceAccount may
+// not watch Secrets, so it cannot cache them (every case of the suite runs
+// with that: Secrets are read from the API server), and may not escalate.
+func TestManagerSecretsNotCached(t *testing.T) {
+	sa := "system:serviceaccount:quorum-system:quorum-manager"
+	for _, tc := range []struct {
+		attrs authorizationv1.ResourceAttributes
+		want  bool
+	}{
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "tenant"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: "tenant"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}, false},
+	} {
+		r, err := kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:quorum-system"}, ResourceAttributes: &tc.attrs},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.Allowed != tc.want {
+			t.Errorf("%s may %s %s (namespace %q): %v, want %v", sa, tc.attrs.Verb, tc.attrs.Resource, tc.attrs.Namespace, r.Status.Allowed, tc.want)
+		}
+	}
+}
+

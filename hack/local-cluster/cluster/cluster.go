@@ -89,6 +89,10 @@ type Cluster struct {
 	Bin string
 	// Log receives progress lines.
 	Log func(format string, args ...any)
+	// WithoutPrevious leaves out the previous Kubernetes version's
+	// control-plane binaries and images (only upgrade tests use them): the
+	// demo builds less.
+	WithoutPrevious bool
 }
 
 // New returns the cluster of the repository at root.

@@ -56,7 +56,7 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []imageSpec{
+	specs := []imageSpec{
 		{ref: PauseImage, files: map[string]string{"/pause": c.path("build", "pause")}, entrypoint: []string{"/pause"}},
 		{
 			ref: "registry.k8s.io/etcd:" + EtcdVersion + "-0",
@@ -68,14 +68,17 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 			cmd: []string{"/usr/local/bin/etcd"},
 		},
 		k8s("kube-apiserver"), k8s("kube-controller-manager"), k8s("kube-scheduler"),
-		previous("kube-apiserver"), previous("kube-controller-manager"), previous("kube-scheduler"),
 		{ref: "registry.k8s.io/coredns/coredns:" + CoreDNSVersion, files: map[string]string{"/coredns": bin("coredns")}, entrypoint: []string{"/coredns"}},
 		{ref: VersityImage, files: map[string]string{"/usr/local/bin/versitygw": bin("versitygw")}, entrypoint: []string{"/usr/local/bin/versitygw"}},
 		{ref: LocalPathImage, files: map[string]string{"/usr/bin/local-path-provisioner": bin("local-path-provisioner")}, entrypoint: []string{"/usr/bin/local-path-provisioner"}},
 		{ref: BusyboxImage, files: map[string]string{"/bin/busybox": "/bin/busybox"}, symlinks: busybox, cmd: []string{"sh"}},
 		{ref: ManagerImage, files: map[string]string{"/manager": c.path("build", "manager")}, entrypoint: []string{"/manager"}, user: "65532:65532"},
 		{ref: AgentImage, files: map[string]string{"/agent": c.path("build", "agent")}, entrypoint: []string{"/agent"}, user: "65532:65532"},
-	}, nil
+	}
+	if !c.WithoutPrevious {
+		specs = append(specs, previous("kube-apiserver"), previous("kube-controller-manager"), previous("kube-scheduler"))
+	}
+	return specs, nil
 }
 
 // busyboxLinks asks Debian's static busybox for its applets and links each

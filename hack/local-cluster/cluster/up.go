@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,11 @@ func (c *Cluster) Up(ctx context.Context) (Timings, error) {
 	if err := c.run(filepath.Join(c.Root, "hack", "install-deps.sh")); err != nil {
 		return t, err
 	}
-	if err := c.run(append([]string{filepath.Join(c.Root, "hack", "build-binaries.sh")}, components...)...); err != nil {
+	build := components
+	if c.WithoutPrevious {
+		build = slices.DeleteFunc(slices.Clone(components), func(s string) bool { return s == "previous-control-plane" })
+	}
+	if err := c.run(append([]string{filepath.Join(c.Root, "hack", "build-binaries.sh")}, build...)...); err != nil {
 		return t, err
 	}
 	if err := os.MkdirAll(filepath.Dir(c.Kubectl()), 0o755); err != nil {
