@@ -127,6 +127,10 @@ check-generated: manifests generate ## Fail when generated files differ from wha
 build: generate ## Build the manager binary.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
 
+.PHONY: plugin
+plugin: | $(LOCALBIN) ## Build the kubectl plugin bin/kubectl-quorum (put it on PATH, call it as `kubectl quorum`).
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/kubectl-quorum ./cmd/kubectl-quorum
+
 .PHONY: docker-build
 docker-build: ## Build the manager image with a container engine (none on these machines).
 	docker build -t $(IMG) .

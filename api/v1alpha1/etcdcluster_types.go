@@ -434,6 +434,22 @@ type ScheduledDefragStatus struct {
 	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
 }
 
+// RequestedDefragStatus is the defragmentation of every member the
+// annotation quorum.dev/defrag asked for.
+type RequestedDefragStatus struct {
+	// trigger is the annotation's value this run answers; a new value
+	// starts a new run.
+	Trigger string `json:"trigger"`
+	// defragmented are the members done in this run, in order.
+	// +optional
+	// +listType=atomic
+	Defragmented []string `json:"defragmented,omitempty"`
+	// completionTime is when every member was done; absent while the run
+	// is under way.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
 // AlarmStatus is an alarm etcd reports.
 type AlarmStatus struct {
 	// member that raised the alarm.
@@ -505,6 +521,10 @@ type EtcdClusterStatus struct {
 	// the run under way or last finished, and when the next is due.
 	// +optional
 	ScheduledDefrag *ScheduledDefragStatus `json:"scheduledDefrag,omitempty"`
+	// requestedDefrag is the progress of the defragmentation the annotation
+	// quorum.dev/defrag asked for (kubectl quorum defrag).
+	// +optional
+	RequestedDefrag *RequestedDefragStatus `json:"requestedDefrag,omitempty"`
 
 	// lastDefrag is the last defragmentation the operator made: when, and
 	// how many bytes it gave back.

@@ -18,6 +18,7 @@ import (
 	"quorum.dev/quorum/internal/etcd"
 	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/placement"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 	"quorum.dev/quorum/internal/schedule"
 	"quorum.dev/quorum/internal/version"
@@ -75,6 +76,9 @@ type action struct {
 	// scheduledAt is the due time of the scheduled defragmentation a
 	// defragmentation belongs to.
 	scheduledAt time.Time
+	// trigger is the quorum.dev/defrag value a requested defragmentation
+	// answers.
+	trigger string
 	// message explains the action or the wait, for events and conditions.
 	message string
 }
@@ -633,29 +637,37 @@ func defragStep(s *scope, m *memberState, a action) action {
 	return a
 }
 
-// Reasons of the defragmentations spec.maintenance.defrag asks for.
+// Reasons of the defragmentations spec.maintenance.defrag and the
+// quorum.dev/defrag annotation ask for.
 const (
 	reasonScheduledDefrag = "ScheduledDefrag"
 	reasonFragmented      = "Fragmented"
+	reasonRequestedDefrag = "RequestedDefrag"
 )
 
 // defaultMinReclaimable is the least a threshold defragmentation gives
 // back when spec.maintenance.defrag.minReclaimable is not set.
 const defaultMinReclaimable = 16 << 20
 
-// decideDefrag defragments members as spec.maintenance.defrag asks, one
-// member a pass, followers first and the leader last after leadership
-// moved, only while every member is healthy: every voter once for a
+// decideDefrag defragments members as the quorum.dev/defrag annotation
+// and spec.maintenance.defrag ask, one member a pass, followers first and
+// the leader last after leadership moved, only while every member is
+// healthy: every voter once for a new annotation value and for a
 // scheduled run that is due, and any voter whose free pages pass
 // whenFragmentedAbove and minReclaimable.
 func decideDefrag(s *scope, h health) (action, bool) {
 	c := s.cluster
 	p := c.Spec.Maintenance.Defrag
-	if p == nil {
+	todo, a := requestedDefragNext(s)
+	if todo == nil && p == nil {
 		return action{}, false
 	}
-	var todo *memberState
-	var a action
+	if todo != nil {
+		if !settled(s, h) {
+			return action{kind: actWait, reason: "DefragWaiting", message: fmt.Sprintf("defragmenting %s waits until every member is healthy", todo.Name)}, true
+		}
+		return defragStep(s, todo, a), true
+	}
 	due, err := scheduledDefragDue(s)
 	if err != nil {
 		return action{kind: actWait, reason: "DefragScheduleInvalid", message: "spec.maintenance.defrag: " + err.Error()}, true
@@ -693,6 +705,31 @@ func decideDefrag(s *scope, h health) (action, bool) {
 		return action{kind: actWait, reason: "DefragWaiting", message: fmt.Sprintf("defragmenting %s waits until every member is healthy", todo.Name)}, true
 	}
 	return defragStep(s, todo, a), true
+}
+
+// requestedDefragNext is the next voter the quorum.dev/defrag annotation
+// asks to defragment, with its action; nil once every voter was done for
+// the annotation's current value.
+func requestedDefragNext(s *scope) (*memberState, action) {
+	c := s.cluster
+	trigger := c.Annotations[reconciler.AnnotationDefrag]
+	if trigger == "" {
+		return nil, action{}
+	}
+	var done []string
+	if st := c.Status.RequestedDefrag; st != nil && st.Trigger == trigger {
+		if st.CompletionTime != nil {
+			return nil, action{}
+		}
+		done = st.Defragmented
+	}
+	for _, m := range restartOrder(s, s.voters()) {
+		if !slices.Contains(done, m.Name) {
+			return m, action{reason: reasonRequestedDefrag, trigger: trigger, message: fmt.Sprintf(
+				"defragmentation asked by %s=%q: defragmenting %s (%d bytes, %d reported free)", reconciler.AnnotationDefrag, trigger, m.Name, dbSize(m), reclaimable(m))}
+		}
+	}
+	return nil, action{}
 }
 
 // scheduledDefragDue is the due time of the scheduled defragmentation to

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -843,6 +844,63 @@ func TestEtcdClusterScheduledDefrag(t *testing.T) {
 	}
 	if got := strings.Join(f.Calls()[calls:], ", "); strings.Count(got, "defrag ") != 1 || !strings.Contains(got, "defrag "+follower) {
 		t.Fatalf("etcd calls %q: want %s defragmented, alone", got, follower)
+	}
+}
+
+// TestEtcdClusterRequestedDefrag: quorum.dev/defrag defragments every
+// member once per value (no policy in the spec), the leader last, records
+// the run in status.requestedDefrag, keeps the cluster Ready, and does
+// nothing more until the value changes.
+func TestEtcdClusterRequestedDefrag(t *testing.T) {
+	c, ns := threeMembers(t, "etcd-asked")
+	ctx := context.Background()
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	ec := converge(t, r, c, ns, f, 3)
+	leader := ec.Status.Leader
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	ask := func(value string) {
+		t.Helper()
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"quorum.dev/defrag":"`+value+`"}}}`))
+		if err := c.Patch(ctx, ec, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(passes int) string {
+		t.Helper()
+		calls := len(f.Calls())
+		for i := 0; i < passes; i++ {
+			if _, err := r.Reconcile(ctx, req); err != nil {
+				t.Fatalf("reconcile %d: %v", i, err)
+			}
+			if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+				t.Fatal(err)
+			}
+			if !meta.IsStatusConditionTrue(ec.Status.Conditions, quorumv1alpha1.ConditionReady) {
+				t.Fatalf("Ready during a requested defragmentation: %+v", meta.FindStatusCondition(ec.Status.Conditions, quorumv1alpha1.ConditionReady))
+			}
+		}
+		return strings.Join(f.Calls()[calls:], ", ")
+	}
+
+	ask("first")
+	got := run(10)
+	rd := ec.Status.RequestedDefrag
+	if rd == nil || rd.Trigger != "first" || rd.CompletionTime == nil || len(rd.Defragmented) != 3 || rd.Defragmented[2] != leader {
+		t.Fatalf("status.requestedDefrag %+v: want every member once for \"first\", the leader %s last", rd, leader)
+	}
+	if strings.Count(got, "defrag ") != 3 {
+		t.Fatalf("etcd calls %q: want three defragmentations", got)
+	}
+	if i, j := strings.Index(got, "move-leader"), strings.Index(got, "defrag "+leader); i < 0 || j < i {
+		t.Fatalf("etcd calls %q: the leader %s is defragmented last, after leadership moved", got, leader)
+	}
+	if got := run(5); strings.Contains(got, "defrag ") {
+		t.Fatalf("etcd calls %q with the same value: want none", got)
+	}
+	ask("second")
+	if got := run(10); strings.Count(got, "defrag ") != 3 || ec.Status.RequestedDefrag.Trigger != "second" || ec.Status.RequestedDefrag.CompletionTime == nil {
+		t.Fatalf("a new value: etcd calls %q, status %+v", got, ec.Status.RequestedDefrag)
 	}
 }
 

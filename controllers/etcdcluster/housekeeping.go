@@ -54,6 +54,18 @@ func (r *Reconciler) defragment(ctx context.Context, s *scope, a action) error {
 	if lc := c.Status.LastCompaction; lc != nil && !slices.Contains(lc.Defragmented, m.Name) {
 		lc.Defragmented = append(lc.Defragmented, m.Name)
 	}
+	if a.reason == reasonRequestedDefrag {
+		st := c.Status.RequestedDefrag
+		if st == nil || st.Trigger != a.trigger {
+			st = &quorumv1alpha1.RequestedDefragStatus{Trigger: a.trigger}
+			c.Status.RequestedDefrag = st
+		}
+		st.Defragmented = append(st.Defragmented, m.Name)
+		if scheduledDefragComplete(s, st.Defragmented) {
+			done := metav1.NewTime(s.now)
+			st.CompletionTime = &done
+		}
+	}
 	if !a.scheduledAt.IsZero() {
 		st := c.Status.ScheduledDefrag
 		if st == nil || st.LastScheduleTime == nil || !st.LastScheduleTime.Time.Equal(a.scheduledAt) {

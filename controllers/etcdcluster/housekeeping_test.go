@@ -12,6 +12,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/etcd"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -239,5 +240,49 @@ func TestDefragKeepsReady(t *testing.T) {
 	}
 	if st.ScheduledDefrag == nil || st.ScheduledDefrag.NextScheduleTime == nil || !st.ScheduledDefrag.NextScheduleTime.Time.Equal(time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)) {
 		t.Fatalf("status.scheduledDefrag = %+v, want the next run at 03:00 tomorrow", st.ScheduledDefrag)
+	}
+}
+
+// TestRequestedDefrag: the quorum.dev/defrag annotation defragments every
+// voter once per value, followers first and the leader last after
+// leadership moved, with no defragmentation policy in the spec; nothing
+// while a member is unhealthy.
+func TestRequestedDefrag(t *testing.T) {
+	asked := func(trigger string, completed bool, done ...string) func(*quorumv1alpha1.EtcdCluster) {
+		return func(c *quorumv1alpha1.EtcdCluster) {
+			c.Annotations = map[string]string{reconciler.AnnotationDefrag: "2"}
+			if trigger != "" {
+				c.Status.RequestedDefrag = &quorumv1alpha1.RequestedDefragStatus{Trigger: trigger, Defragmented: done}
+				if completed {
+					c.Status.RequestedDefrag.CompletionTime = &metav1.Time{Time: now}
+				}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*quorumv1alpha1.EtcdCluster)
+		kind   actionKind
+		member string
+	}{
+		{"a new value starts with a follower", asked("", false), actDefrag, "m-b"},
+		{"then the next follower", asked("2", false, "m-b"), actDefrag, "m-c"},
+		{"the leader last, leadership moved first", asked("2", false, "m-b", "m-c"), actMoveLeader, "m-a"},
+		{"every member done for this value: nothing", asked("2", true, "m-b", "m-c", "m-a"), actNone, ""},
+		{"a run for an earlier value does not count", asked("1", true, "m-b", "m-c", "m-a"), actDefrag, "m-b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster(3, tc.mutate)
+			c.Spec.Maintenance.Defrag = nil
+			a := decide(scopeOf(c, three()...))
+			if a.kind != tc.kind || a.member != tc.member || (tc.kind != actNone && a.reason != reasonRequestedDefrag) || (tc.kind == actDefrag && a.trigger != "2") {
+				t.Fatalf("decide = %s %s %s %q (%s), want %s %s", a.kind, a.member, a.reason, a.trigger, a.message, tc.kind, tc.member)
+			}
+		})
+	}
+	c := cluster(3, asked("", false), unhealthyInStatus("m-c", now))
+	s := scopeOf(c, three(map[string][]func(*memberState){"m-c": {nodeDown}})...)
+	if a := decide(s); a.kind == actDefrag || a.kind == actMoveLeader {
+		t.Fatalf("with m-c unhealthy: %s %s", a.kind, a.member)
 	}
 }

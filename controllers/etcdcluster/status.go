@@ -60,6 +60,7 @@ func computeStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, now time.T
 		LastCompaction:     prev.LastCompaction,
 		LastDefrag:         prev.LastDefrag,
 		ScheduledDefrag:    nextScheduledDefrag(c, now),
+		RequestedDefrag:    prev.RequestedDefrag,
 	}
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
 		reconciler.SetConditionAt(&st.Conditions, c.Generation, t, status, reason, msg, now)
@@ -223,7 +224,7 @@ var stalledReasons = map[string]bool{
 
 // housekeepingReasons are the reasons of work a healthy cluster does
 // without ceasing to be what its spec asks.
-var housekeepingReasons = map[string]bool{reasonScheduledDefrag: true, reasonFragmented: true}
+var housekeepingReasons = map[string]bool{reasonScheduledDefrag: true, reasonFragmented: true, reasonRequestedDefrag: true}
 
 // nextScheduledDefrag is status.scheduledDefrag with when the next run is
 // due; nil without a defragmentation schedule.

@@ -146,6 +146,10 @@ const MaxConcurrentReconciles = 4
 // rotation: each new value starts one.
 const AnnotationRotateCA = "quorum.dev/rotate-ca"
 
+// AnnotationDefrag on an EtcdCluster asks for a defragmentation of every
+// member, one at a time, the leader last: each new value starts one.
+const AnnotationDefrag = "quorum.dev/defrag"
+
 // ReasonPaused is the condition reason while an object is paused.
 const ReasonPaused = "Paused"
 
