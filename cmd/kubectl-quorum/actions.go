@@ -65,7 +65,7 @@ func backupNow(ctx context.Context, c client.Client, ns, cluster string, o optio
 	if err := c.Create(ctx, bk); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "etcdbackup/%s created: a snapshot of %s to where %s stores them\n", bk.Name, cluster, like.Name)
+	_, _ = fmt.Fprintf(out, "etcdbackup/%s created: a snapshot of %s to where %s stores them\n", bk.Name, cluster, like.Name)
 	return waitFor(ctx, o, 5*time.Minute, out, func() (bool, string, error) {
 		got := &quorumv1alpha1.EtcdBackup{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(bk), got); err != nil {
@@ -119,7 +119,7 @@ func restore(ctx context.Context, c client.Client, ns, name string, o options, o
 	if o.snapshot != "" {
 		which = "snapshot " + o.snapshot
 	}
-	fmt.Fprintf(out, "etcdcluster/%s created from EtcdBackup %s (%s), with %s\n", name, bk.Name, which, shaped)
+	_, _ = fmt.Fprintf(out, "etcdcluster/%s created from EtcdBackup %s (%s), with %s\n", name, bk.Name, which, shaped)
 	return waitFor(ctx, o, 10*time.Minute, out, func() (bool, string, error) {
 		got := &quorumv1alpha1.EtcdCluster{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ec), got); err != nil {
@@ -137,7 +137,7 @@ func defrag(ctx context.Context, c client.Client, ns, name string, o options, ou
 	if err := annotate(ctx, c, ec, "quorum.dev/defrag", &trigger); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "etcdcluster/%s: defragmentation asked (quorum.dev/defrag=%s); members go one at a time, the leader last, while all are healthy\n", name, trigger)
+	_, _ = fmt.Fprintf(out, "etcdcluster/%s: defragmentation asked (quorum.dev/defrag=%s); members go one at a time, the leader last, while all are healthy\n", name, trigger)
 	return waitFor(ctx, o, 10*time.Minute, out, func() (bool, string, error) {
 		got := &quorumv1alpha1.EtcdCluster{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(ec), got); err != nil {
@@ -185,7 +185,7 @@ func pause(ctx context.Context, c client.Client, ns string, args []string, on bo
 	if err := annotate(ctx, c, obj, "quorum.dev/paused", value); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s/%s %s\n", kind, name, verb)
+	_, _ = fmt.Fprintf(out, "%s/%s %s\n", kind, name, verb)
 	return nil
 }
 
@@ -236,7 +236,7 @@ func waitFor(ctx context.Context, o options, def time.Duration, out io.Writer, c
 			return err
 		}
 		if msg != last && msg != "" {
-			fmt.Fprintln(out, "  "+msg)
+			_, _ = fmt.Fprintln(out, "  "+msg)
 			last = msg
 		}
 		if done {

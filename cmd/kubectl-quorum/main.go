@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -107,11 +108,11 @@ func parse(args []string) (options, error) {
 	return o, nil
 }
 
-var errHelp = fmt.Errorf("help")
+var errHelp = errors.New("help")
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	o, err := parse(args)
-	if err == errHelp || (err == nil && len(o.args) == 0) {
+	if errors.Is(err, errHelp) || (err == nil && len(o.args) == 0) {
 		_, _ = io.WriteString(out, usage)
 		return nil
 	}

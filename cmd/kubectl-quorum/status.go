@@ -87,9 +87,9 @@ func renderEtcdCluster(c *quorumv1alpha1.EtcdCluster, backups []quorumv1alpha1.E
 
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tID\tZONE\tROLE\tHEALTHY\tVERSION\tDB SIZE\tIN USE")
+	_, _ = fmt.Fprintln(tw, "MEMBER\tID\tZONE\tROLE\tHEALTHY\tVERSION\tDB SIZE\tIN USE")
 	for _, m := range c.Status.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, orDash(m.ID), orDash(m.Zone), orDash(string(m.Role)),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, orDash(m.ID), orDash(m.Zone), orDash(string(m.Role)),
 			yesNo(m.Healthy), orDash(m.Version), bytes(m.DBSizeBytes), bytes(m.DBSizeInUseBytes))
 	}
 	_ = tw.Flush()
@@ -135,9 +135,9 @@ func renderControlPlane(cp *quorumv1alpha1.ControlPlane, backups []quorumv1alpha
 
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPLICA\tZONE\tREADY\tVERSION")
+	_, _ = fmt.Fprintln(tw, "REPLICA\tZONE\tREADY\tVERSION")
 	for _, r := range cp.Status.ReplicaStatus {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, orDash(r.Zone), yesNo(r.Ready), orDash(r.Version))
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, orDash(r.Zone), yesNo(r.Ready), orDash(r.Version))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "leaders: controller-manager %s, scheduler %s\n", orDash(cp.Status.Leaders.ControllerManager), orDash(cp.Status.Leaders.Scheduler))
@@ -190,7 +190,7 @@ func writeCertificates(b *strings.Builder, certs []quorumv1alpha1.CertificateSta
 	if len(certs) == 0 {
 		b.WriteString("certificates: none reported\n")
 	} else {
-		first := slices.MinFunc(certs, func(x, y quorumv1alpha1.CertificateStatus) int { return x.NotAfter.Time.Compare(y.NotAfter.Time) })
+		first := slices.MinFunc(certs, func(x, y quorumv1alpha1.CertificateStatus) int { return x.NotAfter.Compare(y.NotAfter.Time) })
 		fmt.Fprintf(b, "certificates: %d; the first to expire is %s on %s (in %s)\n", len(certs), first.Name,
 			first.NotAfter.UTC().Format(time.RFC3339), within(first.NotAfter.Sub(now)))
 	}

@@ -89,7 +89,9 @@ func TestManagerMetrics(t *testing.T) {
 	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
 	// The authorizer's cache in the manager holds a denial for a while.
 	eventually(t, "the bound ServiceAccount reads the metrics", 2*time.Minute, func() (bool, string) {
 		code, body := scrape(token)
@@ -127,4 +129,3 @@ func TestManagerSecretsNotCached(t *testing.T) {
 		}
 	}
 }
-

@@ -22,7 +22,7 @@ func testKubectlPlugin(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, "kubectl-quorum"), "./cmd/kubectl-quorum")
-	build.Dir = filepath.Join(local.Root)
+	build.Dir = local.Root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the plugin: %v: %s", err, out)
 	}
