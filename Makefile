@@ -33,9 +33,9 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRDs and RBAC from the markers in api/ and controllers/, and Argo CD's health check ConfigMap.
+manifests: controller-gen ## Generate the CRDs and RBAC from the markers in api/ and controllers/, Argo CD's health check ConfigMap and the PrometheusRule.
 	$(CONTROLLER_GEN) rbac:roleName=manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	go run ./hack/gen-argocd config/argocd/argocd-cm.yaml
+	go run ./hack/gen-integrations
 
 .PHONY: generate
 generate: controller-gen ## Generate the deepcopy code of the API types.
@@ -54,8 +54,8 @@ lint: golangci-lint vet ## golangci-lint and go vet.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test-binaries
-test-binaries: ## Build kube-apiserver, etcd and kubectl for envtest (cached).
-	hack/build-binaries.sh kube-apiserver etcd kubectl versitygw
+test-binaries: ## Build kube-apiserver, etcd and kubectl for envtest, versitygw and promtool (cached).
+	hack/build-binaries.sh kube-apiserver etcd kubectl versitygw promtool
 
 .PHONY: unit
 unit: manifests generate test-binaries ## Unit and envtest suites against a real kube-apiserver and etcd.

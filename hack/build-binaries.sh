@@ -6,7 +6,8 @@
 #
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet
 # kube-proxy kubectl etcd etcdctl etcdutl, and the local cluster's add-ons
-# coredns versitygw local-path-provisioner, and previous-control-plane: the
+# coredns versitygw local-path-provisioner, promtool (Prometheus's rule
+# tester), and previous-control-plane: the
 # v1.35.4 kube-apiserver, controller-manager and scheduler (into
 # bin/k8s/v1.35.4) that the ControlPlane upgrade test starts from. Default:
 # what envtest needs.
@@ -39,15 +40,15 @@ build() { # name module-dir package version ldflags [output-dir]
 	echo "built $name in $((SECONDS - start))s" >&2
 }
 
-install() { # name module@version: a plain `go install` of a published command
-	local name=$1 mod=$2
+install() { # name module@version [build tags]: a plain `go install` of a published command
+	local name=$1 mod=$2 tags=${3:-}
 	local stamp="$out/.$name.version"
 	if [ -x "$out/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$mod" ]; then
 		return
 	fi
 	echo "building $name ($mod)" >&2
 	local start=$SECONDS
-	(cd "$root" && CGO_ENABLED=0 GOBIN="$out" go install -trimpath -ldflags "-s -w" "$mod")
+	(cd "$root" && CGO_ENABLED=0 GOBIN="$out" go install -tags "$tags" -trimpath -ldflags "-s -w" "$mod")
 	echo "$mod" >"$stamp"
 	echo "built $name in $((SECONDS - start))s" >&2
 }
@@ -73,6 +74,9 @@ for c in "${components[@]}"; do
 	coredns) install coredns github.com/coredns/coredns@v1.15.0 ;;
 	versitygw) install versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0 ;;
 	local-path-provisioner) install local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30 ;;
+	# The rule checker and tester, without the service discoveries (which
+	# only the server uses and which are most of its build).
+	promtool) install promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0 remove_all_sd ;;
 	*) echo "unknown component $c" >&2; exit 2 ;;
 	esac
 done

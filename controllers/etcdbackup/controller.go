@@ -54,6 +54,9 @@ const (
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	b := &quorumv1alpha1.EtcdBackup{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !b.DeletionTimestamp.IsZero() {
@@ -68,6 +71,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	reconciler.SetReadiness(&st.Conditions, b.Generation, readiness(b, st))
+	updateMetrics(b, st, now)
 	if err := reconciler.WriteStatus(ctx, r.Client, b, persisted, *st, func(st quorumv1alpha1.EtcdBackupStatus) { b.Status = st }); err != nil {
 		return ctrl.Result{}, err
 	}

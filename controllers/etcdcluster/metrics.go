@@ -47,8 +47,41 @@ var (
 		Name: "quorum_etcd_quorum_lost",
 		Help: "1 while fewer than a majority of voters are healthy.",
 	}, []string{"namespace", "cluster"})
+	alarmGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_alarm",
+		Help: "1 for each alarm etcd reports (NOSPACE, CORRUPT), by member.",
+	}, []string{"namespace", "cluster", "member", "alarm"})
+	dbSizeGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_member_db_size_bytes",
+		Help: "Size of each member's database file, as last observed.",
+	}, []string{"namespace", "cluster", "member"})
+	dbSizeInUse = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_member_db_size_in_use_bytes",
+		Help: "Bytes of each member's database in use (the rest are free pages a defragmentation gives back).",
+	}, []string{"namespace", "cluster", "member"})
+	quotaGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "quorum_etcd_quota_backend_bytes",
+		Help: "spec.maintenance.quotaBackendBytes: the database size at which etcd raises NOSPACE.",
+	}, []string{"namespace", "cluster"})
 )
 
+// perMember are the gauges with a series per member, alarm or
+// certificate: a reconcile sets them afresh, so removed members leave no
+// series behind.
+var perMember = []*prometheus.GaugeVec{alarmGauge, dbSizeGauge, dbSizeInUse, certificateExpiry}
+
 func init() {
-	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge, certificateExpiry, defrags, defragReclaimed)
+	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge,
+		certificateExpiry, defrags, defragReclaimed, alarmGauge, dbSizeGauge, dbSizeInUse, quotaGauge)
+}
+
+// forgetMetrics drops every series of a deleted cluster.
+func forgetMetrics(namespace, name string) {
+	labels := prometheus.Labels{"namespace": namespace, "cluster": name}
+	for _, v := range append([]*prometheus.GaugeVec{membersByRole, healthyMembers, quorumAtRisk, quorumLostGauge, quotaGauge}, perMember...) {
+		v.DeletePartialMatch(labels)
+	}
+	for _, v := range []*prometheus.CounterVec{membershipChanges, replacements, changeTimeouts, defrags, defragReclaimed} {
+		v.DeletePartialMatch(labels)
+	}
 }

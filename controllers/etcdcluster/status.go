@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -362,6 +363,7 @@ func certificateStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, st *qu
 			expiring = append(expiring, fmt.Sprintf("%s (expires %s)", name, ci.notAfter.UTC().Format(time.RFC3339)))
 		}
 	}
+	certificateExpiry.DeletePartialMatch(prometheus.Labels{"namespace": c.Namespace, "cluster": c.Name})
 	for _, cs := range st.Certificates {
 		certificateExpiry.WithLabelValues(c.Namespace, c.Name, cs.Name).Set(float64(cs.NotAfter.Unix()))
 	}
@@ -512,6 +514,19 @@ func updateMetrics(c *quorumv1alpha1.EtcdCluster, st quorumv1alpha1.EtcdClusterS
 		membersByRole.WithLabelValues(c.Namespace, c.Name, string(role)).Set(counts[role])
 	}
 	healthyMembers.WithLabelValues(c.Namespace, c.Name).Set(healthy)
+	for _, v := range []*prometheus.GaugeVec{alarmGauge, dbSizeGauge, dbSizeInUse} {
+		v.DeletePartialMatch(prometheus.Labels{"namespace": c.Namespace, "cluster": c.Name})
+	}
+	for _, m := range st.Members {
+		if m.DBSizeBytes > 0 {
+			dbSizeGauge.WithLabelValues(c.Namespace, c.Name, m.Name).Set(float64(m.DBSizeBytes))
+			dbSizeInUse.WithLabelValues(c.Namespace, c.Name, m.Name).Set(float64(m.DBSizeInUseBytes))
+		}
+	}
+	for _, a := range st.Alarms {
+		alarmGauge.WithLabelValues(c.Namespace, c.Name, a.Member, a.Alarm).Set(1)
+	}
+	quotaGauge.WithLabelValues(c.Namespace, c.Name).Set(float64(quotaBytes(c)))
 	quorumAtRisk.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumAtRisk)))
 	quorumLostGauge.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumLost)))
 }

@@ -458,6 +458,8 @@ func PeerService(c *quorumv1alpha1.EtcdCluster) *corev1.Service {
 			Ports: []corev1.ServicePort{
 				{Name: "client", Port: ClientPort, TargetPort: intstr.FromInt32(ClientPort), Protocol: corev1.ProtocolTCP},
 				{Name: "peer", Port: PeerPort, TargetPort: intstr.FromInt32(PeerPort), Protocol: corev1.ProtocolTCP},
+				// Every member's /metrics, for a ServiceMonitor (config/prometheus).
+				{Name: "metrics", Port: MetricsPort, TargetPort: intstr.FromInt32(MetricsPort), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}
