@@ -54,8 +54,8 @@ lint: golangci-lint vet ## golangci-lint and go vet.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test-binaries
-test-binaries: ## Build kube-apiserver, etcd and kubectl for envtest, versitygw and promtool (cached).
-	hack/build-binaries.sh kube-apiserver etcd kubectl versitygw promtool
+test-binaries: ## Build kube-apiserver, etcd and kubectl for envtest, versitygw, promtool and helm (cached).
+	hack/build-binaries.sh kube-apiserver etcd kubectl versitygw promtool helm
 
 .PHONY: unit
 unit: manifests generate test-binaries ## Unit and envtest suites against a real kube-apiserver and etcd.
@@ -115,11 +115,15 @@ run: local-cluster kustomize manifests ## The main demo: cluster up (without the
 	$(LOCAL_CLUSTER) up --demo
 	hack/run-demo.sh
 
+.PHONY: chart
+chart: manifests kustomize ## Write the Helm chart charts/quorum from config/default (hack/gen-chart).
+	$(KUSTOMIZE) build config/default | go run ./hack/gen-chart charts/quorum
+
 .PHONY: check-generated
-check-generated: manifests generate ## Fail when generated files differ from what is committed.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
-		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git diff -- api config | head -50; exit 1; fi
+check-generated: manifests generate chart ## Fail when generated files differ from what is committed.
+	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
+		echo "generated files are out of date; run 'make manifests generate chart' and commit:"; \
+		git status --porcelain -- api config charts; git diff -- api config charts | head -50; exit 1; fi
 
 ##@ Build
 

@@ -7,7 +7,7 @@
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet
 # kube-proxy kubectl etcd etcdctl etcdutl, and the local cluster's add-ons
 # coredns versitygw local-path-provisioner, promtool (Prometheus's rule
-# tester), and previous-control-plane: the
+# tester), helm, and previous-control-plane: the
 # v1.35.4 kube-apiserver, controller-manager and scheduler (into
 # bin/k8s/v1.35.4) that the ControlPlane upgrade test starts from. Default:
 # what envtest needs.
@@ -76,6 +76,7 @@ for c in "${components[@]}"; do
 	local-path-provisioner) install local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30 ;;
 	# The rule checker and tester, without the service discoveries (which
 	# only the server uses and which are most of its build).
+	helm) install helm helm.sh/helm/v3/cmd/helm@v3.22.0 ;;
 	promtool) install promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0 remove_all_sd ;;
 	*) echo "unknown component $c" >&2; exit 2 ;;
 	esac
