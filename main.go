@@ -54,9 +54,11 @@ func main() {
 		backupImage    string
 		metricsSecure  bool
 		metricsCertDir string
+		etcdNetPols    bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, only to clients whose bearer token the API server authenticates (TokenReview) and authorizes for GET /metrics (SubjectAccessReview). false serves plain HTTP to anyone: for a process on a developer's machine only.")
+	flag.BoolVar(&etcdNetPols, "etcd-network-policies", false, "Give every EtcdCluster (but stacked ones) a NetworkPolicy: the peer port only from its members, the client port from its namespace and the manager's, the metrics port from anywhere.")
 	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint, re-read when they change; empty means a self-signed certificate made at start.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", true, "Hold a leader lease so that only one manager acts at a time. Turn off only for a single local process.")
@@ -79,6 +81,10 @@ func main() {
 		log.Info("watching namespaces", "namespaces", namespaces)
 	}
 
+	if etcdNetPols && os.Getenv("POD_NAMESPACE") == "" {
+		log.Error(nil, "--etcd-network-policies lets the manager's namespace in: set POD_NAMESPACE")
+		os.Exit(1)
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme: scheme,
 		Cache:  cacheOpts,
@@ -119,9 +125,11 @@ func main() {
 		return reconciler.Base{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(name)}
 	}
 	if err := (&etcdcluster.Reconciler{
-		Base:    base("quorum-etcdcluster"),
-		Image:   backupImage,
-		PodLogs: podLogs,
+		Base:              base("quorum-etcdcluster"),
+		Image:             backupImage,
+		PodLogs:           podLogs,
+		NetworkPolicies:   etcdNetPols,
+		OperatorNamespace: os.Getenv("POD_NAMESPACE"),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the EtcdCluster controller")
 		os.Exit(1)

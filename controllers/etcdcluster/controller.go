@@ -15,8 +15,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,6 +44,12 @@ type Reconciler struct {
 	Image string
 	// PodLogs reads a finished pod's log (restore verification results).
 	PodLogs func(ctx context.Context, namespace, pod string) (string, error)
+	// NetworkPolicies gives every cluster (but stacked ones, whose pods
+	// serve the control plane too) a NetworkPolicy for its members' ports;
+	// OperatorNamespace is where the manager runs, let in on the client
+	// port.
+	NetworkPolicies   bool
+	OperatorNamespace string
 }
 
 // Requeue intervals: etcd health is not something Kubernetes watches, so a
@@ -58,6 +66,7 @@ const (
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile observes a cluster, makes the one change the rules allow, and
 // writes the status.
@@ -252,7 +261,24 @@ func (r *Reconciler) ensureBase(ctx context.Context, c *quorumv1alpha1.EtcdClust
 			return err
 		}
 	}
-	return nil
+	return r.ensureNetworkPolicy(ctx, c)
+}
+
+// ensureNetworkPolicy applies the members' NetworkPolicy when the manager
+// runs with --etcd-network-policies, and removes the one it made when not.
+func (r *Reconciler) ensureNetworkPolicy(ctx context.Context, c *quorumv1alpha1.EtcdCluster) error {
+	np := resources.NetworkPolicy(c, r.OperatorNamespace)
+	if r.NetworkPolicies && c.Labels[resources.LabelControlPlane] == "" {
+		return r.ApplyOwned(ctx, c, np)
+	}
+	existing := &networkingv1.NetworkPolicy{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(np), existing); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(existing, c) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, existing))
 }
 
 // SetupWithManager watches clusters, the objects they own, and nodes (a

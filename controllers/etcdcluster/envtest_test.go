@@ -17,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -844,6 +845,41 @@ func TestEtcdClusterScheduledDefrag(t *testing.T) {
 	}
 	if got := strings.Join(f.Calls()[calls:], ", "); strings.Count(got, "defrag ") != 1 || !strings.Contains(got, "defrag "+follower) {
 		t.Fatalf("etcd calls %q: want %s defragmented, alone", got, follower)
+	}
+}
+
+// TestEtcdClusterNetworkPolicy: with NetworkPolicies on, the members get
+// one: peer port from members only, client port from the namespace and
+// the operator's, metrics from anywhere; turned off, the one it made goes.
+func TestEtcdClusterNetworkPolicy(t *testing.T) {
+	c, ns := threeMembers(t, "etcd-netpol")
+	ctx := context.Background()
+	f := etcdtest.New()
+	r := newReconciler(c, f)
+	r.NetworkPolicies, r.OperatorNamespace = true, "quorum-system"
+	converge(t, r, c, ns, f, 3)
+	np := &networkingv1.NetworkPolicy{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "main-members"}, np); err != nil {
+		t.Fatal(err)
+	}
+	byPort := map[int32]networkingv1.NetworkPolicyIngressRule{}
+	for _, rule := range np.Spec.Ingress {
+		byPort[rule.Ports[0].Port.IntVal] = rule
+	}
+	peer, clients, metrics := byPort[2380], byPort[2379], byPort[2381]
+	if np.Spec.PodSelector.MatchLabels[resources.LabelCluster] != "main" || len(peer.From) != 1 || peer.From[0].PodSelector.MatchLabels[resources.LabelCluster] != "main" {
+		t.Fatalf("the peer port: %+v (pods %+v)", peer, np.Spec.PodSelector)
+	}
+	if len(clients.From) != 2 || clients.From[1].NamespaceSelector.MatchLabels[corev1.LabelMetadataName] != "quorum-system" || len(metrics.From) != 0 {
+		t.Fatalf("client %+v, metrics %+v", clients, metrics)
+	}
+	r.NetworkPolicies = false
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(np), np); !apierrors.IsNotFound(err) {
+		t.Fatalf("with NetworkPolicies off the policy is still there: %v", err)
 	}
 }
 

@@ -226,6 +226,9 @@ func deployment(d map[string]any) (string, error) {
 			} {
 				b.WriteString(indent + "- " + quoteArg(a) + "\n")
 			}
+			b.WriteString(indent + "{{- if .Values.networkPolicy.enabled }}\n")
+			b.WriteString(indent + "- --etcd-network-policies\n")
+			b.WriteString(indent + "{{- end }}\n")
 			b.WriteString(indent + "{{- with .Values.watchNamespaces }}\n")
 			b.WriteString(indent + `- "--namespaces={{ join "," . }}"` + "\n")
 			b.WriteString(indent + "{{- end }}\n")
@@ -277,8 +280,11 @@ watchNamespaces: []
 # <release>-metrics-reader ClusterRole), and their Service.
 metrics:
   enabled: true
-# A NetworkPolicy that lets into the manager pods only the metrics port
-# (the kubelet's probes come from the node and are not affected).
+# NetworkPolicies: one that lets into the manager pods only the metrics
+# port (the kubelet's probes come from the node and are not affected), and
+# one per EtcdCluster the manager makes (--etcd-network-policies): the
+# peer port only from its members, the client port from its namespace and
+# the manager's, the metrics port from anywhere. Stacked etcd gets none.
 networkPolicy:
   enabled: false
 `)

@@ -76,8 +76,8 @@ func TestChartDefaults(t *testing.T) {
 			t.Errorf("args %s lack %s", args, want)
 		}
 	}
-	if strings.Contains(args, "--namespaces") {
-		t.Errorf("args %s watch namespaces by default", args)
+	if strings.Contains(args, "--namespaces") || strings.Contains(args, "--etcd-network-policies") {
+		t.Errorf("args %s watch namespaces or make NetworkPolicies by default", args)
 	}
 	if c["image"] != "quorum.dev/quorum-manager:dev" || dep["metadata"].(map[string]any)["namespace"] != "ops" {
 		t.Errorf("image %v, namespace %v", c["image"], dep["metadata"])
@@ -120,7 +120,7 @@ func TestChartNamespaced(t *testing.T) {
 	spec := dep["spec"].(map[string]any)
 	c := spec["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
 	args := toString(c["args"])
-	if !strings.Contains(args, "--namespaces=tenant-a,tenant-b") || !strings.Contains(args, "--metrics-bind-address=0") {
+	if !strings.Contains(args, "--namespaces=tenant-a,tenant-b") || !strings.Contains(args, "--metrics-bind-address=0") || !strings.Contains(args, "--etcd-network-policies") {
 		t.Errorf("args %s", args)
 	}
 	if spec["replicas"] != float64(1) || c["image"] != "quorum.dev/quorum-manager:v9" || !strings.Contains(toString(c["resources"]), "7m") {

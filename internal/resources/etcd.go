@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -603,4 +604,37 @@ func MaintenanceHash(c *quorumv1alpha1.EtcdCluster) string {
 	}
 	sum := sha256.Sum256([]byte(strings.Join(flags, " ")))
 	return hex.EncodeToString(sum[:8])
+}
+
+// NetworkPolicyName names a cluster's NetworkPolicy.
+func NetworkPolicyName(cluster string) string { return cluster + "-members" }
+
+// NetworkPolicy limits what reaches a cluster's members: the peer port
+// only from the cluster's own members, the client port from pods of the
+// cluster's namespace (clients, backup and restore pods, control planes)
+// and from the operator's namespace, the metrics and health port from
+// anywhere (Prometheus; the kubelet's probes come from the node). Other
+// NetworkPolicies can allow more: policies add up.
+func NetworkPolicy(c *quorumv1alpha1.EtcdCluster, operatorNamespace string) *networkingv1.NetworkPolicy {
+	tcp := corev1.ProtocolTCP
+	port := func(p int32) []networkingv1.NetworkPolicyPort {
+		pp := intstr.FromInt32(p)
+		return []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &pp}}
+	}
+	members := &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: "etcd", LabelCluster: c.Name}}
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: NetworkPolicyName(c.Name), Namespace: c.Namespace, Labels: ClusterLabels(c.Name)},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: *members,
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{
+				{Ports: port(PeerPort), From: []networkingv1.NetworkPolicyPeer{{PodSelector: members}}},
+				{Ports: port(ClientPort), From: []networkingv1.NetworkPolicyPeer{
+					{PodSelector: &metav1.LabelSelector{}},
+					{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: operatorNamespace}}},
+				}},
+				{Ports: port(MetricsPort)},
+			},
+		},
+	}
 }

@@ -95,7 +95,10 @@ func TestHelmChart(t *testing.T) {
 		}
 	}
 	if _, err := kube.NetworkingV1().NetworkPolicies(release).Get(ctx, "qh-manager", metav1.GetOptions{}); err != nil {
-		t.Errorf("networkPolicy.enabled made no NetworkPolicy: %v", err)
+		t.Errorf("networkPolicy.enabled made no NetworkPolicy for the manager: %v", err)
+	}
+	if _, err := kube.NetworkingV1().NetworkPolicies(watched).Get(ctx, "main-members", metav1.GetOptions{}); err != nil {
+		t.Errorf("networkPolicy.enabled made no NetworkPolicy for the members: %v", err)
 	}
 	pods, err := kube.CoreV1().Pods(release).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=qh"})
 	if err != nil || len(pods.Items) != 1 || pods.Items[0].Status.Phase != corev1.PodRunning {
