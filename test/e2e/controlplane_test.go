@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -298,6 +299,9 @@ func killReplica(t *testing.T, cp *quorumv1alpha1.ControlPlane, kubeconfig, vers
 		t.Fatal(err)
 	}
 	p := startPoller(t, kubeconfig)
+	// (issue 15) Degraded while the replica is replaced: in progress, then
+	// current again.
+	sampled := kstatusSampler(t, "ControlPlane", cp.Namespace, cp.Name)
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
 	if err := kube.CoreV1().Pods(cp.Namespace).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
@@ -325,6 +329,11 @@ func killReplica(t *testing.T, cp *quorumv1alpha1.ControlPlane, kubeconfig, vers
 	})
 	back := waitControlPlane(t, cp.Namespace, cp.Name, *cp.Spec.Replicas, version, 4*time.Minute)
 	t.Logf("replica %s killed; %d replicas ready again after %s", victim, back.Status.ReadyReplicas, time.Since(killed).Round(time.Second))
+	expectKstatus(t, "ControlPlane", cp.Namespace, cp.Name, kstatus.CurrentStatus, time.Minute)
+	seen, wrong := sampled()
+	if len(wrong) > 0 || !slices.Contains(seen, kstatus.InProgressStatus) || seen[len(seen)-1] != kstatus.CurrentStatus {
+		t.Fatalf("kstatus while a replica was replaced: %v (want Current, InProgress, Current); Argo CD disagreed: %v", seen, wrong)
+	}
 	p.finish(t, "replica "+victim+" killed", failoverAllowed)
 }
 

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/config/argocd"
 	"quorum.dev/quorum/internal/testenv"
 )
 
@@ -64,5 +65,52 @@ func kubectlWaitReady(t *testing.T, kind, ns, name string, timeout time.Duration
 			_ = cmd.Process.Kill()
 			t.Fatalf("kubectl wait --for=condition=Ready %s/%s did not return", kind, name)
 		}
+	}
+}
+
+// kstatusSampler reads kstatus (and Argo CD's health, which must agree)
+// every 250 ms in the background; stop returns the distinct readings in
+// order, and the disagreements seen.
+func kstatusSampler(t *testing.T, kind, ns, name string) (stop func() ([]kstatus.Status, []string)) {
+	t.Helper()
+	done := make(chan struct{})
+	result := make(chan struct {
+		seen  []kstatus.Status
+		wrong []string
+	}, 1)
+	go func() {
+		var seen []kstatus.Status
+		var wrong []string
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(quorumv1alpha1.GroupVersion.WithKind(kind))
+			if err := crClient(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err == nil {
+				if res, err := kstatus.Compute(u); err == nil {
+					if len(seen) == 0 || seen[len(seen)-1] != res.Status {
+						seen = append(seen, res.Status)
+					}
+					h, err := argocd.Evaluate(u.Object)
+					if want := testenv.ArgoHealthFor(res.Status, u.GetAnnotations()["quorum.dev/paused"] == "true"); err != nil || h.Status != want {
+						wrong = append(wrong, fmt.Sprintf("kstatus %s, Argo CD %s (%v)", res.Status, h.Status, err))
+					}
+				}
+			}
+			select {
+			case <-done:
+				result <- struct {
+					seen  []kstatus.Status
+					wrong []string
+				}{seen, wrong}
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() ([]kstatus.Status, []string) {
+		close(done)
+		r := <-result
+		return r.seen, r.wrong
 	}
 }
