@@ -1,6 +1,8 @@
 package etcdcluster
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -66,13 +68,48 @@ var (
 )
 
 // perMember are the gauges with a series per member, alarm or
-// certificate: a reconcile sets them afresh, so removed members leave no
-// series behind.
+// certificate, kept by setSeries.
 var perMember = []*prometheus.GaugeVec{alarmGauge, dbSizeGauge, dbSizeInUse, certificateExpiry}
 
 func init() {
 	metrics.Registry.MustRegister(membersByRole, healthyMembers, membershipChanges, replacements, changeTimeouts, quorumAtRisk, quorumLostGauge,
 		certificateExpiry, defrags, defragReclaimed, alarmGauge, dbSizeGauge, dbSizeInUse, quotaGauge)
+}
+
+// series is one series of a per-member gauge: the label values after
+// namespace and cluster, and its value.
+type series struct {
+	labels []string
+	value  float64
+}
+
+type seriesOf struct {
+	vec                *prometheus.GaugeVec
+	namespace, cluster string
+}
+
+var (
+	seriesMu sync.Mutex
+	// lastSeries are the series each cluster set last, by key.
+	lastSeries = map[seriesOf]map[string]series{}
+)
+
+// setSeries makes want the series of one cluster in vec: it sets them and
+// deletes only those set before and gone now (a removed member, a cleared
+// alarm), so a scrape never finds a current series missing.
+func setSeries(vec *prometheus.GaugeVec, namespace, cluster string, want map[string]series) {
+	seriesMu.Lock()
+	defer seriesMu.Unlock()
+	key := seriesOf{vec, namespace, cluster}
+	for _, s := range want {
+		vec.WithLabelValues(append([]string{namespace, cluster}, s.labels...)...).Set(s.value)
+	}
+	for k, s := range lastSeries[key] {
+		if _, ok := want[k]; !ok {
+			vec.DeleteLabelValues(append([]string{namespace, cluster}, s.labels...)...)
+		}
+	}
+	lastSeries[key] = want
 }
 
 // forgetMetrics drops every series of a deleted cluster.
@@ -83,5 +120,12 @@ func forgetMetrics(namespace, name string) {
 	}
 	for _, v := range []*prometheus.CounterVec{membershipChanges, replacements, changeTimeouts, defrags, defragReclaimed} {
 		v.DeletePartialMatch(labels)
+	}
+	seriesMu.Lock()
+	defer seriesMu.Unlock()
+	for k := range lastSeries {
+		if k.namespace == namespace && k.cluster == name {
+			delete(lastSeries, k)
+		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -363,10 +362,11 @@ func certificateStatus(c *quorumv1alpha1.EtcdCluster, s *scope, a action, st *qu
 			expiring = append(expiring, fmt.Sprintf("%s (expires %s)", name, ci.notAfter.UTC().Format(time.RFC3339)))
 		}
 	}
-	certificateExpiry.DeletePartialMatch(prometheus.Labels{"namespace": c.Namespace, "cluster": c.Name})
+	expiries := map[string]series{}
 	for _, cs := range st.Certificates {
-		certificateExpiry.WithLabelValues(c.Namespace, c.Name, cs.Name).Set(float64(cs.NotAfter.Unix()))
+		expiries[cs.Name] = series{labels: []string{cs.Name}, value: float64(cs.NotAfter.Unix())}
 	}
+	setSeries(certificateExpiry, c.Namespace, c.Name, expiries)
 	caSoon := o.ca.NotAfter.Sub(now) < certValidity(c)
 	switch {
 	case len(expiring) > 0:
@@ -514,18 +514,19 @@ func updateMetrics(c *quorumv1alpha1.EtcdCluster, st quorumv1alpha1.EtcdClusterS
 		membersByRole.WithLabelValues(c.Namespace, c.Name, string(role)).Set(counts[role])
 	}
 	healthyMembers.WithLabelValues(c.Namespace, c.Name).Set(healthy)
-	for _, v := range []*prometheus.GaugeVec{alarmGauge, dbSizeGauge, dbSizeInUse} {
-		v.DeletePartialMatch(prometheus.Labels{"namespace": c.Namespace, "cluster": c.Name})
-	}
+	sizes, inUse, alarms := map[string]series{}, map[string]series{}, map[string]series{}
 	for _, m := range st.Members {
 		if m.DBSizeBytes > 0 {
-			dbSizeGauge.WithLabelValues(c.Namespace, c.Name, m.Name).Set(float64(m.DBSizeBytes))
-			dbSizeInUse.WithLabelValues(c.Namespace, c.Name, m.Name).Set(float64(m.DBSizeInUseBytes))
+			sizes[m.Name] = series{labels: []string{m.Name}, value: float64(m.DBSizeBytes)}
+			inUse[m.Name] = series{labels: []string{m.Name}, value: float64(m.DBSizeInUseBytes)}
 		}
 	}
 	for _, a := range st.Alarms {
-		alarmGauge.WithLabelValues(c.Namespace, c.Name, a.Member, a.Alarm).Set(1)
+		alarms[a.Member+"/"+a.Alarm] = series{labels: []string{a.Member, a.Alarm}, value: 1}
 	}
+	setSeries(dbSizeGauge, c.Namespace, c.Name, sizes)
+	setSeries(dbSizeInUse, c.Namespace, c.Name, inUse)
+	setSeries(alarmGauge, c.Namespace, c.Name, alarms)
 	quotaGauge.WithLabelValues(c.Namespace, c.Name).Set(float64(quotaBytes(c)))
 	quorumAtRisk.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumAtRisk)))
 	quorumLostGauge.WithLabelValues(c.Namespace, c.Name).Set(reconciler.BoolGauge(meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionQuorumLost)))
