@@ -63,6 +63,8 @@ func TestChaos(t *testing.T) {
 		{"a member's volume and pod lost", false, chaosVolumeLost},
 		{"scale 1-3-5-3 under load", false, chaosScale},
 		{"NOSPACE reached under load, recovered by the operator", false, chaosNoSpace},
+		{"a learner stopped before its promotion: retried, not removed", false, chaosSlowLearner},
+		{"a backup during a scale-up, restored; the operator killed in each", false, chaosBackupDuringChurn},
 	}
 	t.Run("side by side", func(t *testing.T) {
 		for _, sc := range scenarios {
