@@ -107,7 +107,9 @@ e2e: testrecap ## End-to-end suites against the running local cluster.
 	go test ./test/e2e/... -count=1 -timeout 45m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
 .PHONY: chaos
-chaos: testrecap ## Every chaos scenario under the linearizability-checked workload, against the running local cluster (make cluster-up first); a summary table at the end.
+chaos: testrecap local-cluster ## Every chaos scenario under the linearizability-checked workload, against the running local cluster (make cluster-up first; the previous etcd patch release is built and loaded for the upgrade scenario); a summary table at the end.
+	hack/build-binaries.sh previous-etcd
+	$(LOCAL_CLUSTER) up
 	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
 .PHONY: run

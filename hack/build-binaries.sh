@@ -7,7 +7,8 @@
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet
 # kube-proxy kubectl etcd etcdctl etcdutl, and the local cluster's add-ons
 # coredns versitygw local-path-provisioner, promtool (Prometheus's rule
-# tester), helm, and previous-control-plane: the
+# tester), helm, previous-etcd (v3.6.15 into bin/k8s/v3.6.15, for the
+# etcd rolling-upgrade chaos scenario), and previous-control-plane: the
 # v1.35.4 kube-apiserver, controller-manager and scheduler (into
 # bin/k8s/v1.35.4) that the ControlPlane upgrade test starts from. Default:
 # what envtest needs.
@@ -20,6 +21,7 @@ out=${QUORUM_BIN_DIR:-$root/bin/k8s}
 k8s_version=v1.36.3
 k8s_previous_version=v1.35.4
 etcd_version=v3.6.16
+etcd_previous_version=v3.6.15
 mkdir -p "$out"
 
 components=("$@")
@@ -71,6 +73,11 @@ for c in "${components[@]}"; do
 		done ;;
 	etcd) build etcd etcd go.etcd.io/etcd/server/v3 "$etcd_version" "" ;;
 	etcdctl | etcdutl) build "$c" etcd "go.etcd.io/etcd/$c/v3" "$etcd_version" "" ;;
+	previous-etcd)
+		build etcd etcd-previous go.etcd.io/etcd/server/v3 "$etcd_previous_version" "" "$out/$etcd_previous_version"
+		for b in etcdctl etcdutl; do
+			build "$b" etcd-previous "go.etcd.io/etcd/$b/v3" "$etcd_previous_version" "" "$out/$etcd_previous_version"
+		done ;;
 	coredns) install coredns github.com/coredns/coredns@v1.15.0 ;;
 	versitygw) install versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0 ;;
 	local-path-provisioner) install local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30 ;;

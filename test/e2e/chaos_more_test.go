@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/hack/local-cluster/cluster"
 )
 
 // chaosSlowLearner (scenario 7): while the cluster grows from 3 to 5
@@ -187,4 +188,32 @@ func chaosBackupDuringChurn(t *testing.T) {
 	}
 	t.Logf("restored %d keys, equal to the source at revision %d", len(got), snap.Revision)
 	recordChaos(t, "backup during scale-up and restore, operator killed in each", heal, rep)
+}
+
+// chaosEtcdUpgrade (scenario 13): a 3-member cluster at the previous etcd
+// patch release upgraded under load (make chaos builds that release and
+// loads its image): one member at a time, the leader last; every member
+// ends at the new version with its ID.
+func chaosEtcdUpgrade(t *testing.T) {
+	ns, c, w := chaosCluster(t, "chaos-upgrade", func(c *quorumv1alpha1.EtcdCluster) { c.Spec.Version = cluster.PreviousEtcdVersion })
+	before := memberIDs(c)
+	start := time.Now()
+	setVersion(t, ns, "main", cluster.EtcdVersion)
+	eventually(t, "every member at "+cluster.EtcdVersion, 10*time.Minute, func() (bool, string) {
+		c := getCluster(t, ns, "main")
+		var at []string
+		for _, m := range c.Status.Members {
+			at = append(at, m.Name+"="+m.Version)
+			if m.Version != cluster.EtcdVersion || !m.Healthy {
+				return false, strings.Join(at, " ") + "; " + conditionSummary(c)
+			}
+		}
+		return c.Status.Version == cluster.EtcdVersion && len(c.Status.Members) == 3, strings.Join(at, " ")
+	})
+	c = waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	heal := time.Since(start)
+	if after := memberIDs(c); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("members %v after the upgrade, want %v: an upgrade restarts members, it does not replace them", after, before)
+	}
+	recordChaos(t, "etcd rolling upgrade "+cluster.PreviousEtcdVersion+" to "+cluster.EtcdVersion, heal, w.stop(t, ns, "main"))
 }

@@ -65,6 +65,7 @@ func TestChaos(t *testing.T) {
 		{"NOSPACE reached under load, recovered by the operator", false, chaosNoSpace},
 		{"a learner stopped before its promotion: retried, not removed", false, chaosSlowLearner},
 		{"a backup during a scale-up, restored; the operator killed in each", false, chaosBackupDuringChurn},
+		{"an etcd rolling upgrade (previous patch release to the pinned one) under load", false, chaosEtcdUpgrade},
 	}
 	t.Run("side by side", func(t *testing.T) {
 		for _, sc := range scenarios {

@@ -26,13 +26,17 @@ const (
 	// control-plane images exist for the ControlPlane upgrade test.
 	PreviousKubernetesVersion = "v1.35.4"
 	EtcdVersion               = "3.6.16"
-	CoreDNSVersion            = "v1.15.0"
-	PauseImage                = "registry.k8s.io/pause:3.10"
-	BusyboxImage              = "docker.io/library/busybox:1.36"
-	ManagerImage              = "quorum.dev/quorum-manager:dev"
-	AgentImage                = "quorum.dev/e2e-agent:dev"
-	VersityImage              = "docker.io/versity/versitygw:v1.8.0"
-	LocalPathImage            = "docker.io/rancher/local-path-provisioner:v0.0.30"
+	// PreviousEtcdVersion is the patch release before, whose image the
+	// nodes get once `hack/build-binaries.sh previous-etcd` built it (make
+	// chaos does): the rolling-upgrade scenario starts from it.
+	PreviousEtcdVersion = "3.6.15"
+	CoreDNSVersion      = "v1.15.0"
+	PauseImage          = "registry.k8s.io/pause:3.10"
+	BusyboxImage        = "docker.io/library/busybox:1.36"
+	ManagerImage        = "quorum.dev/quorum-manager:dev"
+	AgentImage          = "quorum.dev/e2e-agent:dev"
+	VersityImage        = "docker.io/versity/versitygw:v1.8.0"
+	LocalPathImage      = "docker.io/rancher/local-path-provisioner:v0.0.30"
 )
 
 // The addresses of the cluster. They exist only inside the namespaces and on

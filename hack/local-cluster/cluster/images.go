@@ -78,6 +78,18 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 	if !c.WithoutPrevious {
 		specs = append(specs, previous("kube-apiserver"), previous("kube-controller-manager"), previous("kube-scheduler"))
 	}
+	prevEtcd := filepath.Join(c.Bin, "v"+PreviousEtcdVersion)
+	if _, err := os.Stat(filepath.Join(prevEtcd, "etcd")); err == nil && !c.WithoutPrevious {
+		specs = append(specs, imageSpec{
+			ref: "registry.k8s.io/etcd:" + PreviousEtcdVersion + "-0",
+			files: map[string]string{
+				"/usr/local/bin/etcd":    filepath.Join(prevEtcd, "etcd"),
+				"/usr/local/bin/etcdctl": filepath.Join(prevEtcd, "etcdctl"),
+				"/usr/local/bin/etcdutl": filepath.Join(prevEtcd, "etcdutl"),
+			},
+			cmd: []string{"/usr/local/bin/etcd"},
+		})
+	}
 	return specs, nil
 }
 
