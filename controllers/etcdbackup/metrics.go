@@ -45,12 +45,9 @@ func updateMetrics(b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupSt
 		last = st.LastSuccessfulTime.Time
 	}
 	backupLastSuccess.WithLabelValues(b.Namespace, b.Name).Set(float64(last.Unix()))
-	backupInterval.DeleteLabelValues(b.Namespace, b.Name)
-	if b.Spec.Schedule == "" || b.Spec.Suspend {
-		return
-	}
 	sched, loc, err := schedule.Parse(b.Spec.Schedule, ptr.Deref(b.Spec.TimeZone, ""))
-	if err != nil {
+	if b.Spec.Schedule == "" || b.Spec.Suspend || err != nil {
+		backupInterval.DeleteLabelValues(b.Namespace, b.Name)
 		return
 	}
 	next := sched.Next(now.In(loc))

@@ -19,10 +19,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -306,12 +306,12 @@ func managerRBAC(d map[string]any) string {
 			}
 		}
 		if len(ns) > 0 {
-			n := copyRule(rule)
+			n := maps.Clone(rule)
 			n["resources"] = ns
 			namespaced = append(namespaced, n)
 		}
 		if len(cs) > 0 {
-			n := copyRule(rule)
+			n := maps.Clone(rule)
 			n["resources"] = cs
 			cluster = append(cluster, n)
 		}
@@ -337,19 +337,6 @@ func managerRBAC(d map[string]any) string {
 	b.WriteString("{{- else }}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {{ .Release.Name }}-manager\n" + labels +
 		"roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {{ .Release.Name }}-manager\n" + subject + "{{- end }}\n")
 	return b.String()
-}
-
-func copyRule(r map[string]any) map[string]any {
-	out := map[string]any{}
-	keys := make([]string, 0, len(r))
-	for k := range r {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out[k] = r[k]
-	}
-	return out
 }
 
 func write(path, head string, d map[string]any) error {

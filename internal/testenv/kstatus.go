@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -34,19 +35,30 @@ func Kstatus(t *testing.T, obj runtime.Object) kstatus.Status {
 // server serves it).
 func KstatusOf(t *testing.T, u *unstructured.Unstructured) kstatus.Status {
 	t.Helper()
-	res, err := kstatus.Compute(u)
+	s, err := Judge(u)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// Judge is what kstatus reads from u, and an error when it cannot read it
+// or Argo CD's health check disagrees; for callers that cannot fail a test
+// themselves (a goroutine sampling an object).
+func Judge(u *unstructured.Unstructured) (kstatus.Status, error) {
+	res, err := kstatus.Compute(u)
+	if err != nil {
+		return "", err
+	}
 	h, err := argocd.Evaluate(u.Object)
 	if err != nil {
-		t.Fatalf("Argo CD's health check on %s %s: %v", u.GetKind(), u.GetName(), err)
+		return res.Status, fmt.Errorf("argo CD's health check on %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	if want := ArgoHealthFor(res.Status, u.GetAnnotations()["quorum.dev/paused"] == "true"); h.Status != want {
-		t.Fatalf("%s %s: kstatus reads %s (%s) but Argo CD's health check says %s (%s), want %s",
+		return res.Status, fmt.Errorf("%s %s: kstatus reads %s (%s) but Argo CD's health check says %s (%s), want %s",
 			u.GetKind(), u.GetName(), res.Status, res.Message, h.Status, h.Message, want)
 	}
-	return res.Status
+	return res.Status, nil
 }
 
 // ArgoHealthFor is the Argo CD health that matches a kstatus status: a

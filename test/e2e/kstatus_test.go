@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
-	"quorum.dev/quorum/config/argocd"
 	"quorum.dev/quorum/internal/testenv"
 )
 
@@ -87,14 +86,12 @@ func kstatusSampler(t *testing.T, kind, ns, name string) (stop func() ([]kstatus
 			u := &unstructured.Unstructured{}
 			u.SetGroupVersionKind(quorumv1alpha1.GroupVersion.WithKind(kind))
 			if err := crClient(t).Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err == nil {
-				if res, err := kstatus.Compute(u); err == nil {
-					if len(seen) == 0 || seen[len(seen)-1] != res.Status {
-						seen = append(seen, res.Status)
-					}
-					h, err := argocd.Evaluate(u.Object)
-					if want := testenv.ArgoHealthFor(res.Status, u.GetAnnotations()["quorum.dev/paused"] == "true"); err != nil || h.Status != want {
-						wrong = append(wrong, fmt.Sprintf("kstatus %s, Argo CD %s (%v)", res.Status, h.Status, err))
-					}
+				s, err := testenv.Judge(u)
+				if err != nil {
+					wrong = append(wrong, err.Error())
+				}
+				if s != "" && (len(seen) == 0 || seen[len(seen)-1] != s) {
+					seen = append(seen, s)
 				}
 			}
 			select {
