@@ -590,18 +590,7 @@ func managerRestarts(t *testing.T) int32 {
 
 func patchControlPlane(t *testing.T, ns, name string, mutate func(*quorumv1alpha1.ControlPlane)) {
 	t.Helper()
-	for range 5 {
-		cp := getControlPlane(t, ns, name)
-		mutate(cp)
-		err := crClient(t).Update(context.Background(), cp)
-		if err == nil {
-			return
-		}
-		if !strings.Contains(err.Error(), "modified") {
-			t.Fatal(err)
-		}
-	}
-	t.Fatal("could not update the control plane")
+	updateRetrying(t, func() *quorumv1alpha1.ControlPlane { return getControlPlane(t, ns, name) }, mutate)
 }
 
 func scaleControlPlane(t *testing.T, ns, name string, n int32) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -94,24 +95,32 @@ func getCluster(t *testing.T, ns, name string) *quorumv1alpha1.EtcdCluster {
 	return c
 }
 
-// updateCluster changes the cluster's spec through mutate, read afresh and
-// tried again on a conflict: the operator writes status all the time, and
-// every write moves the resourceVersion an Update must match.
+// updateCluster changes the cluster's spec through mutate (see
+// updateRetrying).
 func updateCluster(t *testing.T, ns, name string, mutate func(*quorumv1alpha1.EtcdCluster)) *quorumv1alpha1.EtcdCluster {
 	t.Helper()
+	return updateRetrying(t, func() *quorumv1alpha1.EtcdCluster { return getCluster(t, ns, name) }, mutate)
+}
+
+// updateRetrying changes an object through mutate, read afresh by get and
+// tried again on a conflict: the operator writes status all the time, and
+// every write moves the resourceVersion an Update must match.
+func updateRetrying[T client.Object](t *testing.T, get func() T, mutate func(T)) T {
+	t.Helper()
 	for range 10 {
-		c := getCluster(t, ns, name)
-		mutate(c)
-		err := crClient(t).Update(context.Background(), c)
+		obj := get()
+		mutate(obj)
+		err := crClient(t).Update(context.Background(), obj)
 		if err == nil {
-			return c
+			return obj
 		}
 		if !apierrors.IsConflict(err) {
 			t.Fatal(err)
 		}
 	}
-	t.Fatalf("could not update EtcdCluster %s/%s: conflicts 10 times in a row", ns, name)
-	return nil
+	var zero T
+	t.Fatalf("could not update %s: conflicts 10 times in a row", reflect.TypeOf(zero).Elem().Name())
+	return zero
 }
 
 // waitHealthy waits until the cluster reports n healthy voters, no learner,
