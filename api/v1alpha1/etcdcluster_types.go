@@ -467,11 +467,19 @@ type RecoveryStatus struct {
 	// reachable member had.
 	// +optional
 	RaftIndex uint64 `json:"raftIndex,omitempty"`
+	// revision of that member's key-value store when it was chosen: the
+	// cluster goes on from it. An acknowledged write with a higher revision
+	// was committed by the lost majority only and is gone (etcd also drops
+	// the entries the member held but did not yet know committed).
+	// +optional
+	Revision int64 `json:"revision,omitempty"`
 	// quorumLostAt is when the majority stopped answering.
 	// +optional
 	QuorumLostAt *metav1.Time `json:"quorumLostAt,omitempty"`
-	// memberLastHealthyAt is when the chosen member last knew a leader:
-	// writes the lost majority committed after it are lost.
+	// memberLastHealthyAt is when the chosen member last knew a leader, as
+	// the operator saw it (it looks at a healthy cluster every 10 s, so to
+	// within that): writes the lost majority committed after it are lost.
+	// revision is the exact bound.
 	// +optional
 	MemberLastHealthyAt *metav1.Time `json:"memberLastHealthyAt,omitempty"`
 	// dataLossWindow is the time between the two: at most this much of the

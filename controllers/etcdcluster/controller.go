@@ -54,7 +54,7 @@ type Reconciler struct {
 
 // Requeue intervals: etcd health is not something Kubernetes watches, so a
 // healthy cluster is looked at again every healthInterval; a cluster in
-// the middle of a change sooner.
+// the middle of a change, or with an unhealthy member, every stepInterval.
 const (
 	healthInterval = 10 * time.Second
 	stepInterval   = 2 * time.Second
@@ -138,10 +138,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if stepErr != nil {
 		return ctrl.Result{}, stepErr
 	}
-	if a.kind == actNone || a.kind == actWait {
+	if (a.kind == actNone || a.kind == actWait) && !s.troubled() {
 		return ctrl.Result{RequeueAfter: healthInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: stepInterval}, nil
+}
+
+// troubled: a member is unhealthy. Such a cluster is looked at every
+// stepInterval, so the times its evidence carries (a member unhealthy
+// since, quorum lost at, the data-loss windows computed from them) are
+// that precise, not healthInterval's.
+func (s *scope) troubled() bool {
+	for _, m := range s.sortedMembers() {
+		if !m.Healthy {
+			return true
+		}
+	}
+	return false
 }
 
 // pausedAction is what a paused cluster does instead of a: nothing, and

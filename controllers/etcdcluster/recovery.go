@@ -30,7 +30,8 @@ func (r *Reconciler) forceNewCluster(ctx context.Context, s *scope, a action) er
 			return err
 		}
 		c.Status.Recovery = recoveryOf(s, s.members[a.member])
-		r.Event(c, corev1.EventTypeWarning, "ForceNewCluster", fmt.Sprintf("%s; up to %s of acknowledged writes may be lost", a.message, c.Status.Recovery.DataLossWindow))
+		r.Event(c, corev1.EventTypeWarning, "ForceNewCluster", fmt.Sprintf("%s; acknowledged writes after revision %d (up to %s of them) are lost",
+			a.message, c.Status.Recovery.Revision, c.Status.Recovery.DataLossWindow))
 	}
 	m, err := r.startChange(ctx, s, quorumv1alpha1.ChangeForceNewCluster, a, "QuorumLoss")
 	if m == nil || err != nil {
@@ -146,7 +147,7 @@ func recoveryOf(s *scope, survivor *memberState) *quorumv1alpha1.RecoveryStatus 
 	lost := metav1.NewTime(quorumLostAt(c))
 	rs := &quorumv1alpha1.RecoveryStatus{Member: survivor.Name, QuorumLostAt: &lost}
 	if survivor.Status != nil {
-		rs.RaftIndex = survivor.Status.RaftIndex
+		rs.RaftIndex, rs.Revision = survivor.Status.RaftIndex, survivor.Status.Revision
 	}
 	lastHealthy := lost.Time
 	for _, ms := range c.Status.Members {

@@ -276,12 +276,24 @@ func convert(in []*etcdserverpb.Member) []Member {
 // the Maintenance API, without holding it in memory. The stream ends with
 // the sha256 of the database, as etcd sends it; snapshot.Verify checks it.
 // It returns the bytes written and the member's etcd version.
+//
+// Before the stream starts, a linearizable read through the same member
+// makes it apply everything the cluster committed before the call (etcd's
+// ReadIndex): a follower's snapshot then holds every write acknowledged
+// before Snapshot was called, so a time taken before the call honestly
+// bounds what the snapshot holds.
 func Snapshot(ctx context.Context, clientURL string, tlsConfig *tls.Config, w io.Writer) (int64, string, error) {
 	c, err := newClient([]string{clientURL}, tlsConfig, nil)
 	if err != nil {
 		return 0, "", err
 	}
 	defer func() { _ = c.Close() }()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = c.Get(rctx, "\x00", clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return 0, "", fmt.Errorf("reading through %s before the snapshot: %w", clientURL, err)
+	}
 	resp, err := c.SnapshotWithVersion(ctx)
 	if err != nil {
 		return 0, "", err
