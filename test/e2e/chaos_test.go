@@ -66,6 +66,10 @@ func TestChaos(t *testing.T) {
 		{"a learner stopped before its promotion: retried, not removed", false, chaosSlowLearner},
 		{"a backup during a scale-up, restored; the operator killed in each", false, chaosBackupDuringChurn},
 		{"an etcd rolling upgrade (previous patch release to the pinned one) under load", false, chaosEtcdUpgrade},
+		{"quorum lost under Wait: nothing removed, nothing lost", false, chaosQuorumLossWait},
+		{"quorum lost for good under ForceNewCluster: loses what it reports", true, chaosQuorumLossForce},
+		{"quorum lost for good under RestoreFromBackup: loses what it reports", false, chaosQuorumLossRestore},
+		{"a ControlPlane replica killed, then upgraded, with clients through the hosted API", false, chaosControlPlane},
 	}
 	t.Run("side by side", func(t *testing.T) {
 		for _, sc := range scenarios {
@@ -82,6 +86,8 @@ func TestChaos(t *testing.T) {
 	if *chaosAll {
 		t.Run("a follower's node cut off until it must catch up by snapshot", chaosBlackhole)
 		t.Run("a whole zone lost and back", chaosZoneLost)
+		// Freezing the leading manager stalls every cluster's repairs.
+		t.Run("the leading manager frozen mid-change until its lease is lost", chaosLeaseLost)
 	}
 	chaosMu.Lock()
 	defer chaosMu.Unlock()

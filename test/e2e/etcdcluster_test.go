@@ -211,8 +211,19 @@ func testOperatorKilled(t *testing.T) {
 	if kills < 2 {
 		t.Fatalf("the operator was killed %d times; the case needs it killed at several steps", kills)
 	}
-	c := waitHealthy(t, ns, "main", 5, 6*time.Minute)
-	cl := etcdClient(t, ns, "main")
+	waitHealthy(t, ns, "main", 5, 6*time.Minute)
+	assertMembership(t, ns, "main", 5)
+	w.check(t)
+}
+
+// assertMembership checks that a cluster finished its changes cleanly:
+// etcd lists n named voters, each once, status n members, and there are n
+// member pods and n volumes (nothing orphaned).
+func assertMembership(t *testing.T, ns, name string, n int) {
+	t.Helper()
+	c := getCluster(t, ns, name)
+	cl := etcdClient(t, ns, name)
+	defer func() { _ = cl.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	list, err := cl.MemberList(ctx)
@@ -229,15 +240,15 @@ func testOperatorKilled(t *testing.T) {
 		}
 		names[m.Name] = true
 	}
-	if len(list.Members) != 5 || len(c.Status.Members) != 5 {
-		t.Fatalf("etcd lists %d members and status %d, want 5", len(list.Members), len(c.Status.Members))
+	if len(list.Members) != n || len(c.Status.Members) != n {
+		t.Fatalf("etcd lists %d members and status %d, want %d", len(list.Members), len(c.Status.Members), n)
 	}
-	pods, _ := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: resources.LabelMember})
-	pvcs, _ := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: resources.LabelMember})
-	if len(pods.Items) != 5 || len(pvcs.Items) != 5 {
-		t.Fatalf("%d pods and %d volumes for 5 members: something is orphaned", len(pods.Items), len(pvcs.Items))
+	sel := metav1.ListOptions{LabelSelector: resources.LabelCluster + "=" + name + "," + resources.LabelMember}
+	pods, _ := kube.CoreV1().Pods(ns).List(ctx, sel)
+	pvcs, _ := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, sel)
+	if len(pods.Items) != n || len(pvcs.Items) != n {
+		t.Fatalf("%d pods and %d volumes for %d members: something is orphaned", len(pods.Items), len(pvcs.Items), n)
 	}
-	w.check(t)
 }
 
 // testBadVersions: (h) a version that does not exist and a two-minor jump

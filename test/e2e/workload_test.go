@@ -49,6 +49,7 @@ type workload struct {
 	// watch is known complete to.
 	watchMu  sync.Mutex
 	seen     map[string]map[string]int64
+	events   map[string][]keyEvent
 	watched  int64
 	watchErr error
 	from     int64
@@ -61,10 +62,20 @@ type workload struct {
 	longestNoAck time.Duration
 }
 
-// ackedWrite is an acknowledged write and its revision.
+// ackedWrite is an acknowledged write, its revision and when it was
+// acknowledged.
 type ackedWrite struct {
 	value    string
 	revision int64
+	at       time.Time
+}
+
+// keyEvent is a change to a key in etcd's history: a put of value, or a
+// delete.
+type keyEvent struct {
+	revision int64
+	value    string
+	deleted  bool
 }
 
 // workloadOptions shape a workload.
@@ -72,6 +83,8 @@ type workloadOptions struct {
 	clients int
 	rate    float64 // operations per second, all clients together
 	keys    int
+	// prefix of the keys; /workload/ when empty.
+	prefix string
 }
 
 // startWorkload starts clients against ns/name (through the same client
@@ -79,9 +92,13 @@ type workloadOptions struct {
 func startWorkload(t *testing.T, ns, name string, o workloadOptions) *workload {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: "/workload/", start: time.Now(), cancel: cancel, acked: map[string][]ackedWrite{}, errors: map[string]int{}}
+	prefix := o.prefix
+	if prefix == "" {
+		prefix = "/workload/"
+	}
+	w := &workload{t: t, ns: ns, cl: etcdClient(t, ns, name), prefix: prefix, start: time.Now(), cancel: cancel, acked: map[string][]ackedWrite{}, errors: map[string]int{}}
 	w.lastWrite = w.start
-	w.seen = map[string]map[string]int64{}
+	w.seen, w.events = map[string]map[string]int64{}, map[string][]keyEvent{}
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	resp, err := w.cl.Get(rctx, w.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	rcancel()
@@ -118,20 +135,28 @@ func (w *workload) watch(ctx context.Context) {
 			continue
 		}
 		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypePut {
-				k := string(ev.Kv.Key)
-				if w.seen[k] == nil {
-					w.seen[k] = map[string]int64{}
-				}
-				w.seen[k][string(ev.Kv.Value)] = ev.Kv.ModRevision
-			}
-			w.watched = max(w.watched, ev.Kv.ModRevision)
+			w.addEvent(ev)
 		}
 		if wr.IsProgressNotify() {
 			w.watched = max(w.watched, wr.Header.Revision)
 		}
 		w.watchMu.Unlock()
 	}
+}
+
+// addEvent records one event of etcd's history; the caller holds watchMu.
+func (w *workload) addEvent(ev *clientv3.Event) {
+	k := string(ev.Kv.Key)
+	if ev.Type == clientv3.EventTypePut {
+		if w.seen[k] == nil {
+			w.seen[k] = map[string]int64{}
+		}
+		w.seen[k][string(ev.Kv.Value)] = ev.Kv.ModRevision
+		w.events[k] = append(w.events[k], keyEvent{revision: ev.Kv.ModRevision, value: string(ev.Kv.Value)})
+	} else {
+		w.events[k] = append(w.events[k], keyEvent{revision: ev.Kv.ModRevision, deleted: true})
+	}
+	w.watched = max(w.watched, ev.Kv.ModRevision)
 }
 
 func (w *workload) client(ctx context.Context, id, keys int, every time.Duration, name string) {
@@ -239,7 +264,7 @@ func (w *workload) record(id int, in linearizability.Input, out linearizability.
 		}
 		w.lastWrite = ret
 		if in.Op == "put" || (in.Op == "cas" && out.OK) {
-			w.acked[in.Key] = append(w.acked[in.Key], ackedWrite{value: in.Value, revision: rev})
+			w.acked[in.Key] = append(w.acked[in.Key], ackedWrite{value: in.Value, revision: rev, at: ret})
 		}
 	}
 	w.history = append(w.history, op)
@@ -252,6 +277,8 @@ type workloadReport struct {
 	rate                      float64
 	longestNoWrite            time.Duration
 	verdict                   string
+	// after is what else the scenario measured, for the summary line.
+	after string
 }
 
 func (r workloadReport) String() string {
@@ -264,8 +291,12 @@ func (r workloadReport) String() string {
 	if len(kinds) > 0 {
 		failed += " (" + strings.Join(kinds, ", ") + ")"
 	}
-	return fmt.Sprintf("%d ops (%.0f/s), %d acknowledged, %s failed, longest window with no successful write %s, %s",
+	out := fmt.Sprintf("%d ops (%.0f/s), %d acknowledged, %s failed, longest window with no successful write %s, %s",
 		r.ops, r.rate, r.acknowledged, failed, r.longestNoWrite.Round(10*time.Millisecond), r.verdict)
+	if r.after != "" {
+		out += "; " + r.after
+	}
+	return out
 }
 
 // errorKind names an error for the figures.
@@ -321,6 +352,19 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		t.Errorf("%d acknowledged writes lost", lost)
 	}
 
+	rep.verdict = w.linearizable(t, seen, false)
+	rep.errors = w.errors
+	assertSameHash(t, cl, w.end, clientURLs(t, ns, name))
+	return rep
+}
+
+// linearizable checks the history against the key-value model and
+// returns the verdict. Writes of unknown outcome are resolved with etcd's
+// history (seen); with keepUnseen, one the history does not hold stays
+// unknown (the history may end before it: the cluster was lost) instead of
+// leaving the history. The caller holds mu.
+func (w *workload) linearizable(t *testing.T, seen map[string]map[string]int64, keepUnseen bool) string {
+	t.Helper()
 	// A write whose outcome the client did not learn (a timeout, or a
 	// NOSPACE error, which etcd may answer for a write it applied: etcd
 	// issue 16659) is resolved with etcd's own history, values being
@@ -353,6 +397,10 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		in, out := op.Input.(linearizability.Input), op.Output.(linearizability.Output)
 		if out.Unknown && (in.Op == "put" || in.Op == "cas") {
 			rev, applied := seen[in.Key][in.Value]
+			if !applied && keepUnseen {
+				history = append(history, op)
+				continue
+			}
 			if !applied {
 				dropped++
 				continue
@@ -364,12 +412,23 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 		history = append(history, op)
 	}
 
-	// Linearizability.
+	verdict := checkHistory(t, history)
+	if dropped+resolved > 0 {
+		verdict += fmt.Sprintf(" (writes of unknown outcome: %d found applied, %d not)", resolved, dropped)
+	}
+	return verdict
+}
+
+// checkHistory checks a history against the key-value model with
+// porcupine; on a violation the checker's visualisation is written to the
+// temporary directory and named in the failure.
+func checkHistory(t *testing.T, history []porcupine.Operation) string {
+	t.Helper()
 	result, info := porcupine.CheckOperationsVerbose(linearizability.KVModel, history, 2*time.Minute)
-	rep.verdict = "linearizable"
+	verdict := "linearizable"
 	switch result {
 	case porcupine.Illegal:
-		rep.verdict = "NOT LINEARIZABLE"
+		verdict = "NOT LINEARIZABLE"
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("quorum-porcupine-%s-%d.html", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().Unix()))
 		if err := porcupine.VisualizePath(linearizability.KVModel, info, path); err == nil {
 			t.Errorf("the history is not linearizable; the checker's visualisation is at %s", path)
@@ -377,16 +436,11 @@ func (w *workload) stop(t *testing.T, ns, name string) workloadReport {
 			t.Errorf("the history is not linearizable (visualisation failed: %v)", err)
 		}
 	case porcupine.Unknown:
-		rep.verdict = "linearizability unknown (checker timed out)"
+		verdict = "linearizability unknown (checker timed out)"
 		t.Errorf("porcupine timed out after 2m on %d operations: the history is not verified", len(history))
 	}
 
-	if dropped+resolved > 0 {
-		rep.verdict += fmt.Sprintf(" (writes of unknown outcome: %d found applied, %d not)", resolved, dropped)
-	}
-	rep.errors = w.errors
-	assertSameHash(t, cl, w.end, clientURLs(t, ns, name))
-	return rep
+	return verdict
 }
 
 // stopClients stops the clients, waits (bounded: a minute) until the
