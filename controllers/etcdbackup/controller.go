@@ -66,7 +66,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	st := b.Status.DeepCopy()
 	st.ObservedGeneration = b.Generation
 	now := r.Clock()
-	result, err := r.reconcile(ctx, b, st, now)
+	var collected []*corev1.Pod
+	result, err := r.reconcile(ctx, b, st, now, &collected)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -75,10 +76,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := reconciler.WriteStatus(ctx, r.Client, b, persisted, *st, func(st quorumv1alpha1.EtcdBackupStatus) { b.Status = st }); err != nil {
 		return ctrl.Result{}, err
 	}
+	// A finished pod goes only once its result is in the stored status: an
+	// operator killed in between finds the pod again and collects it again
+	// (collect is idempotent), instead of losing the result.
+	for _, p := range collected {
+		if err := r.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	return result, nil
 }
 
-func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, now time.Time) (ctrl.Result, error) {
+func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, now time.Time, collected *[]*corev1.Pod) (ctrl.Result, error) {
 	if reconciler.Paused(b) {
 		// No run starts and no pod is collected or deleted; a run already
 		// going finishes on its own and is collected once unpaused.
@@ -99,6 +108,9 @@ func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup
 		case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
 			if err := r.collect(ctx, b, st, p); err != nil {
 				return ctrl.Result{}, err
+			}
+			if p.DeletionTimestamp == nil {
+				*collected = append(*collected, p)
 			}
 		case now.Sub(p.CreationTimestamp.Time) > backupjob.PodDeadline:
 			r.fail(b, st, "SnapshotFailed", fmt.Sprintf("backup pod %s ran longer than %s and was stopped", p.Name, backupjob.PodDeadline))

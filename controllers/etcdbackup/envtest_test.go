@@ -7,6 +7,7 @@ package etcdbackup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -325,5 +326,112 @@ func TestEtcdBackupPaused(t *testing.T) {
 	}
 	if n := len(backupPods(t, c, ns, "once")); n != 1 {
 		t.Fatalf("unpaused, %d pods, want 1", n)
+	}
+}
+
+// crashing is a client for an operator that dies at one point: its status
+// writes fail (killed before the status was stored) or its deletes do
+// (killed after).
+type crashing struct {
+	client.Client
+	status, deletes bool
+}
+
+func (c *crashing) Status() client.SubResourceWriter {
+	if c.status {
+		return crashedStatus{c.Client.Status()}
+	}
+	return c.Client.Status()
+}
+
+func (c *crashing) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	if c.deletes {
+		return errors.New("the operator was killed")
+	}
+	return c.Client.Delete(ctx, obj, opts...)
+}
+
+type crashedStatus struct{ client.SubResourceWriter }
+
+func (crashedStatus) Update(context.Context, client.Object, ...client.SubResourceUpdateOption) error {
+	return errors.New("the operator was killed")
+}
+
+func (crashedStatus) Patch(context.Context, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
+	return errors.New("the operator was killed")
+}
+
+// TestEtcdBackupResultSurvivesAKill: a finished backup pod is deleted only
+// after its result is stored. Killed before the status write, the next
+// operator finds the pod and collects the result; killed after it but
+// before the delete, the next one deletes the pod and reports the snapshot
+// once (no second event).
+func TestEtcdBackupResultSurvivesAKill(t *testing.T) {
+	c := testenv.Start(t)
+	ns := testenv.Namespace(t, c, "backup")
+	ctx := context.Background()
+	available(t, c, ns)
+	if err := c.Create(ctx, volumeBackup(ns, "once", "main")); err != nil {
+		t.Fatal(err)
+	}
+	l := &logs{by: map[string]string{}}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "once"}}
+	operator := func(cl client.Client, rec *testenv.WriteCounter) *Reconciler {
+		r := &Reconciler{Base: reconciler.Base{Client: cl}, Image: "quorum-manager:test", PodLogs: l.get}
+		if rec != nil {
+			r.Recorder = rec
+		}
+		return r
+	}
+	if _, err := operator(c, nil).Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	pods := backupPods(t, c, ns, "once")
+	if len(pods) != 1 {
+		t.Fatalf("%d backup pods, want 1", len(pods))
+	}
+	taken := time.Now().UTC().Truncate(time.Second)
+	sn := snapshot.Meta{Name: snapshot.Series{Namespace: ns, Cluster: "main"}.Name("8e9e05c52164694d", taken), Cluster: "main", TakenAt: taken,
+		Revision: 42, SizeBytes: 4096, SHA256: strings.Repeat("ab", 32), ClusterID: "8e9e05c52164694d", Location: "pvc://backups/main"}
+	finish(t, c, l, &pods[0], backupjob.Result{OK: true, Snapshot: &sn, Snapshots: []snapshot.Meta{sn}, Total: 1})
+
+	// Killed before the status is stored: the pod must stay.
+	if _, err := operator(&crashing{Client: c, status: true}, nil).Reconcile(ctx, req); err == nil {
+		t.Fatal("a reconcile whose status write failed reported success")
+	}
+	if n := len(backupPods(t, c, ns, "once")); n != 1 {
+		t.Fatalf("the finished pod was deleted before its result was stored (%d pods left): the result is lost", n)
+	}
+
+	// Killed after the status is stored, before the delete.
+	if _, err := operator(&crashing{Client: c, deletes: true}, nil).Reconcile(ctx, req); err == nil {
+		t.Fatal("a reconcile whose delete failed reported success")
+	}
+	b := &quorumv1alpha1.EtcdBackup{}
+	if err := c.Get(ctx, req.NamespacedName, b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Status.Snapshots) != 1 || b.Status.Snapshots[0].Name != sn.Name {
+		t.Fatalf("the result is not stored: %+v", b.Status)
+	}
+
+	// The next operator deletes the pod and reports nothing twice.
+	events := &testenv.WriteCounter{Client: c}
+	if _, err := operator(c, events).Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(backupPods(t, c, ns, "once")); n != 0 {
+		t.Fatalf("the collected pod is still there (%d pods)", n)
+	}
+	for _, w := range events.Take() {
+		if strings.Contains(w, "SnapshotTaken") {
+			t.Fatalf("the snapshot was reported again after the restart: %s", w)
+		}
+	}
+	if err := c.Get(ctx, req.NamespacedName, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.FindStatusCondition(b.Status.Conditions, quorumv1alpha1.ConditionLastBackupSucceeded); got == nil || got.Status != metav1.ConditionTrue {
+		t.Fatalf("LastBackupSucceeded = %+v", got)
 	}
 }

@@ -9,16 +9,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/backupjob"
 	"quorum.dev/quorum/internal/reconciler"
 )
 
-// collect reads a finished backup pod's result into the status, then
-// deletes the pod.
+// collect reads a finished backup pod's result into the status; the
+// caller deletes the pod once the status is stored. A result the status
+// already holds (the pod was collected before, and the operator stopped
+// before deleting it) changes nothing and raises no second event.
 func (r *Reconciler) collect(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, p *corev1.Pod) error {
 	if p.DeletionTimestamp != nil {
 		return nil
@@ -36,13 +38,38 @@ func (r *Reconciler) collect(ctx context.Context, b *quorumv1alpha1.EtcdBackup, 
 	switch {
 	case err != nil:
 		r.fail(b, st, "SnapshotFailed", fmt.Sprintf("backup pod %s ended %s without a readable result: %v", p.Name, p.Status.Phase, err))
+	case !res.OK && failedWith(st, res):
 	case !res.OK:
 		r.fail(b, st, res.Reason, res.Message)
+	case holds(st, res):
 	default:
 		r.succeed(b, st, res)
 		backupDuration.WithLabelValues(b.Namespace, b.Name).Observe(time.Since(p.CreationTimestamp.Time).Seconds())
 	}
-	return client.IgnoreNotFound(r.Delete(ctx, p))
+	return nil
+}
+
+// holds says whether the status already has res's snapshot as the last
+// success.
+func holds(st *quorumv1alpha1.EtcdBackupStatus, res *backupjob.Result) bool {
+	if st.LastSuccessfulTime == nil || !st.LastSuccessfulTime.Time.Equal(metav1.NewTime(res.Snapshot.TakenAt).Rfc3339Copy().Time) {
+		return false
+	}
+	for _, s := range st.Snapshots {
+		if s.Name == res.Snapshot.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// failedWith says whether the status's last run already failed with res:
+// the same pod collected again (each run's message names its snapshot or
+// its cause at a time, so two runs rarely match; when they do, one event
+// fewer is the cost).
+func failedWith(st *quorumv1alpha1.EtcdBackupStatus, res *backupjob.Result) bool {
+	c := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionLastBackupSucceeded)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == res.Reason && c.Message == res.Message
 }
 
 func (r *Reconciler) succeed(b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, res *backupjob.Result) {
@@ -72,6 +99,7 @@ func (r *Reconciler) fail(b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdB
 	if reason == "" {
 		reason = "SnapshotFailed"
 	}
+
 	reconciler.SetCondition(&st.Conditions, b.Generation, quorumv1alpha1.ConditionLastBackupSucceeded, false, reason, msg)
 	r.Event(b, corev1.EventTypeWarning, reason, msg)
 	backupFailures.WithLabelValues(b.Namespace, b.Name, reason).Inc()
