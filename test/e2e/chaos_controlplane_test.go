@@ -132,6 +132,10 @@ func (w *hostedWorkload) client(ctx context.Context, id, keys int, every time.Du
 		out, rv, err := w.do(ctx, in, lastRead[key].rv)
 		ret := time.Now()
 		if ctx.Err() != nil && err != nil {
+			// Stopped mid-operation: a write may have been applied.
+			if in.Op != "get" {
+				w.record(id, in, out, err, call, ret)
+			}
 			return
 		}
 		if in.Op == "get" && err == nil {

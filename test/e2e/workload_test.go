@@ -195,7 +195,13 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		out, rev, err := w.do(ctx, in)
 		ret := time.Now()
 		if ctx.Err() != nil && err != nil {
-			return // stopped mid-operation: not recorded
+			// Stopped mid-operation: a write may still have been applied
+			// (and later reads may see it), so it is recorded as of
+			// unknown outcome; a read is not recorded.
+			if in.Op != "get" {
+				w.record(id, in, out, rev, err, call, ret)
+			}
+			return
 		}
 		if in.Op == "get" && err == nil {
 			lastRead[key] = out.Value
@@ -304,6 +310,8 @@ func errorKind(err error) string {
 	switch msg := err.Error(); {
 	case strings.Contains(msg, "database space exceeded"):
 		return "NOSPACE"
+	case strings.Contains(msg, "context canceled"):
+		return "in flight at stop"
 	case strings.Contains(msg, "deadline exceeded"):
 		return "timeout"
 	case strings.Contains(msg, "leader changed") || strings.Contains(msg, "no leader"):
