@@ -91,7 +91,9 @@ func main() {
 		// Secrets are read from the API server, never cached: a cache would
 		// hold every Secret of every watched namespace (other tenants'
 		// included) in the manager's memory and need list and watch on all.
-		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// ConfigMaps (audit policies, read once per reconcile of a
+		// ControlPlane that names one) likewise.
+		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
 		Metrics:                       metricsOptions(metricsAddr, metricsSecure, metricsCertDir),
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,

@@ -39,18 +39,19 @@ type ControlPlaneSpec struct {
 	Endpoint ControlPlaneEndpoint `json:"endpoint"`
 
 	// apiServer tunes kube-apiserver.
+	// +kubebuilder:default={}
 	// +optional
-	APIServer ComponentSpec `json:"apiServer,omitempty"`
+	APIServer APIServerSpec `json:"apiServer"`
 
 	// controllerManager tunes kube-controller-manager. Leader election is
 	// always on (a Lease in the hosted cluster).
 	// +optional
-	ControllerManager ComponentSpec `json:"controllerManager,omitempty"`
+	ControllerManager ControllerManagerSpec `json:"controllerManager,omitempty"`
 
 	// scheduler tunes kube-scheduler. Leader election is always on (a Lease
 	// in the hosted cluster).
 	// +optional
-	Scheduler ComponentSpec `json:"scheduler,omitempty"`
+	Scheduler SchedulerSpec `json:"scheduler,omitempty"`
 
 	// deletionPolicy is the deletion policy of a stacked control plane's
 	// EtcdCluster: Retain (the default) keeps its volumes and certificates
@@ -216,10 +217,13 @@ type ControlPlaneEndpoint struct {
 // ComponentSpec tunes one control-plane component.
 type ComponentSpec struct {
 	// extraArgs are flags added to the component's command line, by name
-	// without leading dashes (audit-log-path: /var/log/audit.log). Flags the
-	// operator sets itself are overridden by these.
+	// without leading dashes (event-ttl: 2h). The flags Quorum owns (etcd
+	// access, authentication, authorization, certificates and TLS, service
+	// accounts, encryption, audit, profiling, leader election) are refused,
+	// with a message naming the flag; other flags Quorum sets may be
+	// overridden.
 	// +kubebuilder:validation:MaxProperties=64
-	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9][-a-z0-9.]*$'))",message="extraArgs keys are flag names without leading dashes, such as audit-log-path"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9][-a-z0-9.]*$'))",message="extraArgs keys are flag names without leading dashes, such as event-ttl"
 	// +optional
 	ExtraArgs map[string]string `json:"extraArgs,omitempty"`
 
@@ -229,6 +233,194 @@ type ComponentSpec struct {
 	// kube-scheduler 20m and 64Mi.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// Flags Quorum owns, refused in extraArgs: one CEL rule per flag and per
+// prefix on the spec types below, each with a message naming it (CRD
+// validation cannot call Go, and a message built from the map's keys costs
+// more than the API server allows). The envtest suite
+// (TestReservedFlagsAreRefused) checks every flag and prefix here is
+// refused with its own message, so a flag added here without its rule
+// fails it.
+var (
+	// ReservedAPIServerFlags are kube-apiserver flags refused by name.
+	ReservedAPIServerFlags = []string{"client-ca-file", "kubelet-certificate-authority", "token-auth-file", "anonymous-auth", "profiling", "enable-bootstrap-token-auth", "advertise-address", "secure-port", "etcd-servers", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-prefix", "audit-log-path", "audit-policy-file", "audit-webhook-config-file", "authorization-mode", "authorization-config", "authentication-config", "encryption-provider-config", "service-account-issuer", "service-account-key-file", "service-account-signing-key-file", "tls-cert-file", "tls-private-key-file", "tls-min-version", "tls-cipher-suites", "kubelet-client-certificate", "kubelet-client-key", "proxy-client-cert-file", "proxy-client-key-file", "requestheader-client-ca-file", "requestheader-allowed-names", "oidc-issuer-url"}
+	// ReservedAPIServerPrefixes are kube-apiserver flag prefixes refused.
+	ReservedAPIServerPrefixes = []string{"etcd-", "audit-", "requestheader-", "service-account-", "oidc-", "authentication-", "authorization-", "encryption-provider-", "tls-", "kubelet-client-", "proxy-client-"}
+	// ReservedControllerManagerFlags are kube-controller-manager flags refused by name.
+	ReservedControllerManagerFlags = []string{"kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig", "root-ca-file", "client-ca-file", "service-account-private-key-file", "use-service-account-credentials", "leader-elect", "profiling", "secure-port", "controllers", "cluster-signing-cert-file", "cluster-signing-key-file", "requestheader-client-ca-file", "tls-cert-file", "tls-private-key-file", "tls-min-version", "tls-cipher-suites"}
+	// ReservedControllerManagerPrefixes are kube-controller-manager flag prefixes refused.
+	ReservedControllerManagerPrefixes = []string{"cluster-signing-", "requestheader-", "tls-"}
+	// ReservedSchedulerFlags are kube-scheduler flags refused by name.
+	ReservedSchedulerFlags = []string{"kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig", "leader-elect", "profiling", "config", "secure-port", "requestheader-client-ca-file", "tls-cert-file", "tls-private-key-file", "tls-min-version", "tls-cipher-suites"}
+	// ReservedSchedulerPrefixes are kube-scheduler flag prefixes refused.
+	ReservedSchedulerPrefixes = []string{"requestheader-", "tls-"}
+)
+
+// APIServerSpec tunes kube-apiserver.
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('client-ca-file' in self.extraArgs)",message="apiServer.extraArgs: --client-ca-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('kubelet-certificate-authority' in self.extraArgs)",message="apiServer.extraArgs: --kubelet-certificate-authority is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('token-auth-file' in self.extraArgs)",message="apiServer.extraArgs: --token-auth-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('anonymous-auth' in self.extraArgs)",message="apiServer.extraArgs: --anonymous-auth is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('profiling' in self.extraArgs)",message="apiServer.extraArgs: --profiling is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('enable-bootstrap-token-auth' in self.extraArgs)",message="apiServer.extraArgs: --enable-bootstrap-token-auth is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('advertise-address' in self.extraArgs)",message="apiServer.extraArgs: --advertise-address is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('secure-port' in self.extraArgs)",message="apiServer.extraArgs: --secure-port is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('etcd-servers' in self.extraArgs)",message="apiServer.extraArgs: --etcd-servers is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('etcd-cafile' in self.extraArgs)",message="apiServer.extraArgs: --etcd-cafile is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('etcd-certfile' in self.extraArgs)",message="apiServer.extraArgs: --etcd-certfile is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('etcd-keyfile' in self.extraArgs)",message="apiServer.extraArgs: --etcd-keyfile is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('etcd-prefix' in self.extraArgs)",message="apiServer.extraArgs: --etcd-prefix is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('audit-log-path' in self.extraArgs)",message="apiServer.extraArgs: --audit-log-path is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('audit-policy-file' in self.extraArgs)",message="apiServer.extraArgs: --audit-policy-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('audit-webhook-config-file' in self.extraArgs)",message="apiServer.extraArgs: --audit-webhook-config-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authorization-mode' in self.extraArgs)",message="apiServer.extraArgs: --authorization-mode is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authorization-config' in self.extraArgs)",message="apiServer.extraArgs: --authorization-config is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authentication-config' in self.extraArgs)",message="apiServer.extraArgs: --authentication-config is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('encryption-provider-config' in self.extraArgs)",message="apiServer.extraArgs: --encryption-provider-config is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('service-account-issuer' in self.extraArgs)",message="apiServer.extraArgs: --service-account-issuer is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('service-account-key-file' in self.extraArgs)",message="apiServer.extraArgs: --service-account-key-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('service-account-signing-key-file' in self.extraArgs)",message="apiServer.extraArgs: --service-account-signing-key-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-cert-file' in self.extraArgs)",message="apiServer.extraArgs: --tls-cert-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-private-key-file' in self.extraArgs)",message="apiServer.extraArgs: --tls-private-key-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-min-version' in self.extraArgs)",message="apiServer.extraArgs: --tls-min-version is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-cipher-suites' in self.extraArgs)",message="apiServer.extraArgs: --tls-cipher-suites is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('kubelet-client-certificate' in self.extraArgs)",message="apiServer.extraArgs: --kubelet-client-certificate is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('kubelet-client-key' in self.extraArgs)",message="apiServer.extraArgs: --kubelet-client-key is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('proxy-client-cert-file' in self.extraArgs)",message="apiServer.extraArgs: --proxy-client-cert-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('proxy-client-key-file' in self.extraArgs)",message="apiServer.extraArgs: --proxy-client-key-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('requestheader-client-ca-file' in self.extraArgs)",message="apiServer.extraArgs: --requestheader-client-ca-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('requestheader-allowed-names' in self.extraArgs)",message="apiServer.extraArgs: --requestheader-allowed-names is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('oidc-issuer-url' in self.extraArgs)",message="apiServer.extraArgs: --oidc-issuer-url is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('etcd-'))",message="apiServer.extraArgs: --etcd-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('audit-'))",message="apiServer.extraArgs: --audit-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('requestheader-'))",message="apiServer.extraArgs: --requestheader-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('service-account-'))",message="apiServer.extraArgs: --service-account-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('oidc-'))",message="apiServer.extraArgs: --oidc-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('authentication-'))",message="apiServer.extraArgs: --authentication-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('authorization-'))",message="apiServer.extraArgs: --authorization-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('encryption-provider-'))",message="apiServer.extraArgs: --encryption-provider-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('tls-'))",message="apiServer.extraArgs: --tls-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('kubelet-client-'))",message="apiServer.extraArgs: --kubelet-client-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('proxy-client-'))",message="apiServer.extraArgs: --proxy-client-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('disable-admission-plugins' in self.extraArgs) || !self.extraArgs['disable-admission-plugins'].matches('(^|,) *NodeRestriction *(,|$)')",message="apiServer.extraArgs: --disable-admission-plugins cannot disable NodeRestriction: it keeps each node's kubelet to its own node"
+type APIServerSpec struct {
+	ComponentSpec `json:",inline"`
+
+	// encryptionAtRest encrypts the hosted cluster's Secrets in etcd (and
+	// so in every snapshot): secretbox with a key per ControlPlane, kept in
+	// the Secret <name>-encryption. On by default.
+	// +kubebuilder:default={provider: secretbox}
+	// +optional
+	EncryptionAtRest EncryptionAtRest `json:"encryptionAtRest"`
+
+	// audit turns on the apiservers' audit log with a policy from a
+	// ConfigMap. Off when unset.
+	// +optional
+	Audit *APIServerAudit `json:"audit,omitempty"`
+}
+
+// AuditOutput is where audit events go.
+// +kubebuilder:validation:Enum=Stdout;Volume
+type AuditOutput string
+
+const (
+	// AuditStdout writes audit events to the apiserver container's
+	// standard output, for the node's log pipeline.
+	AuditStdout AuditOutput = "Stdout"
+	// AuditVolume writes them to a file on an emptyDir volume of each
+	// replica pod (audit-log, mounted at /var/log/kubernetes/audit),
+	// rotated by maxAge, maxSize and maxBackups.
+	AuditVolume AuditOutput = "Volume"
+)
+
+// APIServerAudit is the audit log of the hosted apiservers.
+// +kubebuilder:validation:XValidation:rule="self.output == 'Volume' || (!has(self.maxAge) && !has(self.maxSize) && !has(self.maxBackups))",message="audit: maxAge, maxSize and maxBackups rotate the Volume output only"
+type APIServerAudit struct {
+	// policyConfigMapRef names a ConfigMap in this namespace holding the
+	// audit Policy (audit.k8s.io/v1) under key policy.yaml. A policy the
+	// apiserver would refuse is refused before any replica rolls
+	// (Progressing=False, AuditPolicyInvalid); a change to it rolls the
+	// replicas.
+	// +required
+	PolicyConfigMapRef LocalObjectReference `json:"policyConfigMapRef"`
+
+	// output: Stdout (the default) or Volume.
+	// +kubebuilder:default=Stdout
+	// +optional
+	Output AuditOutput `json:"output,omitempty"`
+
+	// maxAge is how many days rotated audit files are kept (Volume).
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 366",message="audit.maxAge must be between 1 and 366 days"
+	// +optional
+	MaxAge *int32 `json:"maxAge,omitempty"`
+
+	// maxSize is the size in MiB at which the audit file is rotated (Volume).
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10240",message="audit.maxSize must be between 1 and 10240 MiB"
+	// +optional
+	MaxSize *int32 `json:"maxSize,omitempty"`
+
+	// maxBackups is how many rotated audit files are kept (Volume).
+	// +kubebuilder:validation:XValidation:rule="self >= 0 && self <= 100",message="audit.maxBackups must be between 0 and 100"
+	// +optional
+	MaxBackups *int32 `json:"maxBackups,omitempty"`
+}
+
+// AuditPolicyKey is the key of the audit Policy in its ConfigMap.
+const AuditPolicyKey = "policy.yaml"
+
+// EncryptionAtRest is how the hosted apiserver encrypts resources in etcd.
+type EncryptionAtRest struct {
+	// provider of the encryption: secretbox (XSalsa20 and Poly1305).
+	// +kubebuilder:default=secretbox
+	// +kubebuilder:validation:Enum=secretbox
+	// +optional
+	Provider string `json:"provider,omitempty"`
+}
+
+// ControllerManagerSpec tunes kube-controller-manager.
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('kubeconfig' in self.extraArgs)",message="controllerManager.extraArgs: --kubeconfig is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authentication-kubeconfig' in self.extraArgs)",message="controllerManager.extraArgs: --authentication-kubeconfig is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authorization-kubeconfig' in self.extraArgs)",message="controllerManager.extraArgs: --authorization-kubeconfig is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('root-ca-file' in self.extraArgs)",message="controllerManager.extraArgs: --root-ca-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('client-ca-file' in self.extraArgs)",message="controllerManager.extraArgs: --client-ca-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('service-account-private-key-file' in self.extraArgs)",message="controllerManager.extraArgs: --service-account-private-key-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('use-service-account-credentials' in self.extraArgs)",message="controllerManager.extraArgs: --use-service-account-credentials is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('leader-elect' in self.extraArgs)",message="controllerManager.extraArgs: --leader-elect is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('profiling' in self.extraArgs)",message="controllerManager.extraArgs: --profiling is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('secure-port' in self.extraArgs)",message="controllerManager.extraArgs: --secure-port is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('controllers' in self.extraArgs)",message="controllerManager.extraArgs: --controllers is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('cluster-signing-cert-file' in self.extraArgs)",message="controllerManager.extraArgs: --cluster-signing-cert-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('cluster-signing-key-file' in self.extraArgs)",message="controllerManager.extraArgs: --cluster-signing-key-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('requestheader-client-ca-file' in self.extraArgs)",message="controllerManager.extraArgs: --requestheader-client-ca-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-cert-file' in self.extraArgs)",message="controllerManager.extraArgs: --tls-cert-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-private-key-file' in self.extraArgs)",message="controllerManager.extraArgs: --tls-private-key-file is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-min-version' in self.extraArgs)",message="controllerManager.extraArgs: --tls-min-version is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-cipher-suites' in self.extraArgs)",message="controllerManager.extraArgs: --tls-cipher-suites is owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('cluster-signing-'))",message="controllerManager.extraArgs: --cluster-signing-* flags are owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('requestheader-'))",message="controllerManager.extraArgs: --requestheader-* flags are owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('tls-'))",message="controllerManager.extraArgs: --tls-* flags are owned by Quorum (credentials, certificates and TLS, service accounts, leader election, profiling) and cannot be set here"
+type ControllerManagerSpec struct {
+	ComponentSpec `json:",inline"`
+}
+
+// SchedulerSpec tunes kube-scheduler.
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('kubeconfig' in self.extraArgs)",message="scheduler.extraArgs: --kubeconfig is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authentication-kubeconfig' in self.extraArgs)",message="scheduler.extraArgs: --authentication-kubeconfig is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('authorization-kubeconfig' in self.extraArgs)",message="scheduler.extraArgs: --authorization-kubeconfig is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('leader-elect' in self.extraArgs)",message="scheduler.extraArgs: --leader-elect is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('profiling' in self.extraArgs)",message="scheduler.extraArgs: --profiling is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('config' in self.extraArgs)",message="scheduler.extraArgs: --config is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('secure-port' in self.extraArgs)",message="scheduler.extraArgs: --secure-port is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('requestheader-client-ca-file' in self.extraArgs)",message="scheduler.extraArgs: --requestheader-client-ca-file is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-cert-file' in self.extraArgs)",message="scheduler.extraArgs: --tls-cert-file is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-private-key-file' in self.extraArgs)",message="scheduler.extraArgs: --tls-private-key-file is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-min-version' in self.extraArgs)",message="scheduler.extraArgs: --tls-min-version is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('tls-cipher-suites' in self.extraArgs)",message="scheduler.extraArgs: --tls-cipher-suites is owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('requestheader-'))",message="scheduler.extraArgs: --requestheader-* flags are owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('tls-'))",message="scheduler.extraArgs: --tls-* flags are owned by Quorum (credentials, TLS, leader election, profiling) and cannot be set here"
+type SchedulerSpec struct {
+	ComponentSpec `json:",inline"`
 }
 
 // ReplicaStatus is one control-plane replica as observed.

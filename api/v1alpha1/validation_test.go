@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -188,7 +189,15 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"cp port out of range", controlPlaneSample, set(int64(70000), "spec", "endpoint", "port"), "spec.endpoint.port", "endpoint.port must be between 1 and 65535"},
 		{"cp host not a DNS name", controlPlaneSample, set("https://api.example.com", "spec", "endpoint", "host"), "spec.endpoint.host", "endpoint.host must be a lowercase DNS name such as api.tenant-a.example.com"},
 		{"cp negative dnsTTL", controlPlaneSample, set("-30s", "spec", "endpoint", "dnsTTL"), "spec.endpoint.dnsTTL", "endpoint.dnsTTL must be a duration of at least 1s, such as 30s"},
-		{"cp extraArgs with dashes", controlPlaneSample, set(map[string]any{"--v": "4"}, "spec", "apiServer", "extraArgs"), "spec.apiServer.extraArgs", "extraArgs keys are flag names without leading dashes, such as audit-log-path"},
+		{"cp extraArgs with dashes", controlPlaneSample, set(map[string]any{"--v": "4"}, "spec", "apiServer", "extraArgs"), "spec.apiServer.extraArgs", "extraArgs keys are flag names without leading dashes, such as event-ttl"},
+		{"cp audit rotation with Stdout", controlPlaneSample, set(map[string]any{"policyConfigMapRef": map[string]any{"name": "audit"}, "maxAge": int64(7)}, "spec", "apiServer", "audit"),
+			"spec.apiServer.audit", "audit: maxAge, maxSize and maxBackups rotate the Volume output only"},
+		{"cp audit maxAge zero", controlPlaneSample, set(map[string]any{"policyConfigMapRef": map[string]any{"name": "audit"}, "output": "Volume", "maxAge": int64(0)}, "spec", "apiServer", "audit"),
+			"spec.apiServer.audit.maxAge", "audit.maxAge must be between 1 and 366 days"},
+		{"cp audit unknown output", controlPlaneSample, set(map[string]any{"policyConfigMapRef": map[string]any{"name": "audit"}, "output": "Syslog"}, "spec", "apiServer", "audit"),
+			"spec.apiServer.audit.output", `supported values: "Stdout", "Volume"`},
+		{"cp audit without a policy", controlPlaneSample, set(map[string]any{"output": "Stdout"}, "spec", "apiServer", "audit"),
+			"spec.apiServer.audit.policyConfigMapRef", "Required value"},
 		{"cp duplicate zones", controlPlaneSample, set([]any{"zone-a", "zone-a", "zone-b"}, "spec", "zones"), "spec.zones", "zones must be unique: a zone listed twice would get twice the members"},
 		{"cp negative unhealthyAfter", controlPlaneSample, set("-1m", "spec", "failurePolicy", "unhealthyAfter"), "spec.failurePolicy.unhealthyAfter", "unhealthyAfter must be a duration of at least 10s"},
 
@@ -226,6 +235,75 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			assertRefused(t, err, tc.field, tc.msg)
 		})
 	}
+}
+
+// TestReservedFlagsAreRefused: every flag Quorum owns, in each
+// component's extraArgs, is refused with a message naming it; flags Quorum
+// does not own are accepted.
+func TestReservedFlagsAreRefused(t *testing.T) {
+	ns := namespace(t)
+	components := []struct {
+		field           string
+		flags, prefixes []string
+		examples        []string
+	}{
+		{"apiServer", quorumv1alpha1.ReservedAPIServerFlags, quorumv1alpha1.ReservedAPIServerPrefixes,
+			[]string{"etcd-servers", "etcd-prefix", "audit-log-path", "audit-policy-file", "requestheader-allowed-names", "service-account-issuer",
+				"oidc-issuer-url", "authentication-config", "authorization-mode", "authorization-webhook-config-file", "encryption-provider-config",
+				"tls-min-version", "tls-cert-file", "kubelet-client-certificate", "proxy-client-key-file"}},
+		{"controllerManager", quorumv1alpha1.ReservedControllerManagerFlags, quorumv1alpha1.ReservedControllerManagerPrefixes,
+			[]string{"cluster-signing-cert-file", "cluster-signing-duration", "requestheader-client-ca-file", "tls-cipher-suites"}},
+		{"scheduler", quorumv1alpha1.ReservedSchedulerFlags, quorumv1alpha1.ReservedSchedulerPrefixes,
+			[]string{"requestheader-client-ca-file", "tls-private-key-file"}},
+	}
+	i := 0
+	for _, c := range components {
+		flags := append(append([]string{}, c.flags...), c.examples...)
+		for _, p := range c.prefixes {
+			flags = append(flags, p+"anything")
+		}
+		for _, flag := range flags {
+			t.Run(c.field+"/"+flag, func(t *testing.T) {
+				obj := sample(t, controlPlaneSample)
+				obj.SetNamespace(ns)
+				i++
+				obj.SetName(fmt.Sprintf("reserved-%d", i))
+				set(map[string]any{flag: "x"}, "spec", c.field, "extraArgs")(obj)
+				err := k8s.Create(context.Background(), obj)
+				if err == nil {
+					t.Fatalf("the API server accepted %s.extraArgs.%s", c.field, flag)
+				}
+				want := c.field + ".extraArgs: --" + flag + " is owned by Quorum"
+				if !slices.Contains(c.flags, flag) {
+					i := slices.IndexFunc(c.prefixes, func(p string) bool { return strings.HasPrefix(flag, p) })
+					if i < 0 {
+						t.Fatalf("%s is in no reserved list", flag)
+					}
+					want = c.field + ".extraArgs: --" + c.prefixes[i] + "* flags are owned by Quorum"
+				}
+				assertRefused(t, err, "spec."+c.field, want)
+			})
+		}
+	}
+	t.Run("disabling NodeRestriction", func(t *testing.T) {
+		obj := sample(t, controlPlaneSample)
+		obj.SetNamespace(ns)
+		obj.SetName("reserved-node-restriction")
+		set(map[string]any{"disable-admission-plugins": "DefaultStorageClass, NodeRestriction"}, "spec", "apiServer", "extraArgs")(obj)
+		assertRefused(t, k8s.Create(context.Background(), obj), "spec.apiServer", "--disable-admission-plugins cannot disable NodeRestriction")
+	})
+	t.Run("flags Quorum does not own", func(t *testing.T) {
+		obj := sample(t, controlPlaneSample)
+		obj.SetNamespace(ns)
+		obj.SetName("unreserved")
+		set(map[string]any{"event-ttl": "2h", "max-requests-inflight": "800", "service-cluster-ip-range": "10.100.0.0/16",
+			"enable-admission-plugins": "AlwaysPullImages", "disable-admission-plugins": "DefaultStorageClass"}, "spec", "apiServer", "extraArgs")(obj)
+		set(map[string]any{"node-monitor-grace-period": "50s", "leader-elect-lease-duration": "20s"}, "spec", "controllerManager", "extraArgs")(obj)
+		set(map[string]any{"v": "2"}, "spec", "scheduler", "extraArgs")(obj)
+		if err := k8s.Create(context.Background(), obj); err != nil {
+			t.Fatalf("flags Quorum does not own were refused: %v", err)
+		}
+	})
 }
 
 // assertRefused checks that err is the API server's validation error and
@@ -394,6 +472,7 @@ func TestMinimalObjectsGetDefaults(t *testing.T) {
 	assertEqual(t, "cp dnsTTL", cp.Spec.Endpoint.DNSTTL.Duration.String(), "30s")
 	assertEqual(t, "cp stacked etcd version", cp.Spec.Etcd.Stacked.Version, "3.6.16")
 	assertEqual(t, "cp stacked etcd storage", cp.Spec.Etcd.Stacked.Storage.Size.String(), "8Gi")
+	assertEqual(t, "cp encryption at rest", cp.Spec.APIServer.EncryptionAtRest.Provider, "secretbox")
 
 	eb := &quorumv1alpha1.EtcdBackup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "minimal"},

@@ -38,9 +38,14 @@ type Reconciler struct {
 	reconciler.Base
 	// Dial opens an etcd client (external etcd is probed); tests fake it.
 	Dial etcd.Dialer
-	// Hosted opens a client to a control plane's own API (leader leases);
-	// nil uses the admin kubeconfig through the endpoint Service's DNS name.
-	Hosted func(ctx context.Context, cp *quorumv1alpha1.ControlPlane, adminKubeconfig []byte) (kubernetes.Interface, error)
+	// Hosted opens a client to a control plane's own API with one of its
+	// kubeconfigs (the operator's, to read the leader leases; the
+	// super-admin's, to make the RBAC bindings); nil dials the endpoint
+	// Service's DNS name.
+	Hosted func(ctx context.Context, cp *quorumv1alpha1.ControlPlane, kubeconfig []byte) (kubernetes.Interface, error)
+	// rbacDone remembers the control planes whose hosted RBAC this process
+	// made.
+	rbacDone sync.Map // types.UID -> true
 
 	// created remembers, per control plane, the replica pod this process
 	// last created until the cache shows it: a pass on a cache that does
@@ -129,19 +134,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{RequeueAfter: healthInterval}, r.writeStatus(ctx, cp, persisted, s, action{kind: actWait, reason: reasonWaitEtcd, message: s.etcd.message})
 	}
-	pkiHash, admin, err := r.ensurePKI(ctx, s, svc, creds)
+	mounted, kubeconfigs, err := r.ensurePKI(ctx, s, svc, creds)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	policies, err := r.auditPolicy(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	pkiHash := resources.SecretsHash(append(mounted, policies...)...)
 	if err := r.observeReplicas(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.version, s.versionRefused = s.targetVersion()
 	s.template = resources.Replica{ControlPlane: cp, Version: s.version, Etcd: access, PKIHash: pkiHash, Trust: s.trust}
 	s.hash = s.template.TemplateHash()
-	s.leaders = r.readLeaders(ctx, s, admin)
+	s.leaders = r.readLeaders(ctx, s, kubeconfigs)
 
 	a := decide(s)
+	if s.configRefused != "" && (a.kind == actCreate || a.kind == actDelete) {
+		a = action{kind: actWait, reason: s.configRefusedReason, message: s.configRefused}
+	}
 	if pod := r.unseenCreation(s); pod != "" && a.kind != actNone && a.kind != actWait {
 		a = action{kind: actWait, reason: reasonWaitReady, message: fmt.Sprintf("waiting for replica %s, just created, to show in the cache", pod)}
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -247,6 +249,22 @@ func TestControlPlaneObjects(t *testing.T) {
 	}
 	if cp.Status.Leaders.ControllerManager != leader || cp.Status.Leaders.Scheduler != leader {
 		t.Errorf("leaders %+v, want %s", cp.Status.Leaders, leader)
+	}
+	// (issue 16) The hosted RBAC the credentials rely on: the admin group
+	// is cluster-admin through a binding, the kubelet client may use the
+	// kubelet API, the operator may get the two leases and nothing else.
+	if crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, resources.AdminGroup, metav1.GetOptions{}); err != nil ||
+		crb.RoleRef.Name != "cluster-admin" || len(crb.Subjects) != 1 || crb.Subjects[0].Name != resources.AdminGroup || crb.Subjects[0].Kind != "Group" {
+		t.Errorf("ClusterRoleBinding %s: %+v %v", resources.AdminGroup, crb, err)
+	}
+	if crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "quorum:kubelet-api-admin", metav1.GetOptions{}); err != nil ||
+		crb.RoleRef.Name != "system:kubelet-api-admin" || crb.Subjects[0].Name != resources.KubeletClientUser {
+		t.Errorf("kubelet API binding: %+v %v", crb, err)
+	}
+	role, err := cs.RbacV1().Roles("kube-system").Get(ctx, resources.OperatorUser, metav1.GetOptions{})
+	if err != nil || len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Verbs, []string{"get"}) || !slices.Equal(role.Rules[0].Resources, []string{"leases"}) ||
+		!slices.Equal(role.Rules[0].ResourceNames, []string{"kube-controller-manager", "kube-scheduler"}) {
+		t.Errorf("the operator's Role: %+v %v", role, err)
 	}
 
 	if len(counter.Take()) == 0 {
@@ -597,5 +615,91 @@ func TestControlPlaneCARotation(t *testing.T) {
 	if !meta.IsStatusConditionTrue(cp.Status.Conditions, quorumv1alpha1.ConditionReady) ||
 		!meta.IsStatusConditionFalse(cp.Status.Conditions, quorumv1alpha1.ConditionCertificatesExpiring) {
 		t.Fatalf("not Ready, or certificates said expiring, after the rotation: %+v", cp.Status.Conditions)
+	}
+}
+
+// TestControlPlaneAudit: audit on with a policy from a ConfigMap. A
+// missing ConfigMap, then a policy kube-apiserver would refuse, stall the
+// control plane with a reason and roll nothing; a good policy rolls the
+// replicas onto it (flags, the ConfigMap mounted), and a new policy rolls
+// them again.
+func TestControlPlaneAudit(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-audit")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	r := newReconciler(c)
+	cp := converge(t, r, c, ns, "tenant")
+	hashes := func() map[string]bool {
+		out := map[string]bool{}
+		for _, p := range replicaPods(t, c, ns, "tenant") {
+			out[p.Annotations[resources.AnnotationTemplateHash]] = true
+		}
+		return out
+	}
+	before := hashes()
+	cp.Spec.APIServer.Audit = &quorumv1alpha1.APIServerAudit{PolicyConfigMapRef: quorumv1alpha1.LocalObjectReference{Name: "audit"}, Output: quorumv1alpha1.AuditStdout}
+	if err := c.Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+	stalled := func(reason string) {
+		t.Helper()
+		for i := 0; i < 3; i++ {
+			if _, err := r.Reconcile(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := &quorumv1alpha1.ControlPlane{}
+		if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+			t.Fatal(err)
+		}
+		prog := meta.FindStatusCondition(got.Status.Conditions, quorumv1alpha1.ConditionProgressing)
+		if prog == nil || prog.Status != metav1.ConditionFalse || prog.Reason != reason {
+			t.Fatalf("Progressing %+v, want False %s", prog, reason)
+		}
+		if s := testenv.Kstatus(t, got); s != kstatus.FailedStatus {
+			t.Fatalf("kstatus %s with %s, want Failed (stalled)", s, reason)
+		}
+		if h := hashes(); fmt.Sprint(h) != fmt.Sprint(before) {
+			t.Fatalf("replicas rolled while the audit policy could not be used: %v, were %v", h, before)
+		}
+	}
+	stalled("AuditPolicyNotFound")
+
+	policy := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "audit"},
+		Data: map[string]string{quorumv1alpha1.AuditPolicyKey: "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Sideways\n"}}
+	if err := c.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	stalled("AuditPolicyInvalid")
+
+	policy.Data[quorumv1alpha1.AuditPolicyKey] = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"
+	if err := c.Update(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, r, c, ns, "tenant")
+	rolled := hashes()
+	if len(rolled) != 1 || fmt.Sprint(rolled) == fmt.Sprint(before) {
+		t.Fatalf("template hashes %v after the policy was fixed (were %v): want every replica rolled onto one new template", rolled, before)
+	}
+	pod := replicaPods(t, c, ns, "tenant")[0]
+	api := pod.Spec.Containers[slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == "kube-apiserver" })]
+	if !slices.Contains(api.Args, "--audit-policy-file=/etc/kubernetes/audit/policy.yaml") || !slices.Contains(api.Args, "--audit-log-path=-") {
+		t.Fatalf("apiserver args %v", api.Args)
+	}
+	if !slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.ConfigMap != nil && v.ConfigMap.Name == "audit" }) {
+		t.Fatalf("the policy ConfigMap is not mounted: %v", pod.Spec.Volumes)
+	}
+
+	policy.Data[quorumv1alpha1.AuditPolicyKey] = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n"
+	if err := c.Update(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, r, c, ns, "tenant")
+	if again := hashes(); len(again) != 1 || fmt.Sprint(again) == fmt.Sprint(rolled) {
+		t.Fatalf("a new policy did not roll the replicas: %v", again)
 	}
 }

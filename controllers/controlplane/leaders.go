@@ -18,32 +18,36 @@ import (
 )
 
 // readLeaders reads the controller-manager and scheduler leases through
-// the hosted API. A lease whose holder stopped renewing names nobody.
-func (r *Reconciler) readLeaders(ctx context.Context, s *scope, admin []byte) quorumv1alpha1.ControlPlaneLeaders {
+// the hosted API, with the operator's own credential (first making the
+// RBAC that lets it). A lease whose holder stopped renewing names nobody.
+func (r *Reconciler) readLeaders(ctx context.Context, s *scope, kubeconfigs map[string][]byte) quorumv1alpha1.ControlPlaneLeaders {
 	var out quorumv1alpha1.ControlPlaneLeaders
 	anyReady := false
 	for _, rs := range s.replicas {
 		anyReady = anyReady || rs.Ready
 	}
-	if !anyReady || admin == nil {
+	if !anyReady || kubeconfigs == nil {
 		return out
-	}
-	open := r.Hosted
-	if open == nil {
-		open = hostedClient
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	cs, err := open(ctx, s.cp, admin)
-	if err != nil {
-		logf.FromContext(ctx).V(1).Info("hosted API unreachable", "error", err.Error())
+	log := logf.FromContext(ctx)
+	if err := r.hostedRBAC(ctx, s.cp, kubeconfigs, false); err != nil {
+		log.V(1).Info("hosted RBAC not made yet", "error", err.Error())
 		return s.cp.Status.Leaders
 	}
+	cs, err := r.hosted(ctx, s.cp, kubeconfigs[resources.KubeconfigOperator])
+	if err != nil {
+		log.V(1).Info("hosted API unreachable", "error", err.Error())
+		return s.cp.Status.Leaders
+	}
+	refused := false
 	holder := func(name string) (string, bool) {
 		l, err := cs.CoordinationV1().Leases("kube-system").Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return "", true
 		}
+		refused = refused || forbidden(err)
 		if err != nil || l.Spec.HolderIdentity == nil {
 			return "", err == nil
 		}
@@ -63,13 +67,20 @@ func (r *Reconciler) readLeaders(ctx context.Context, s *scope, admin []byte) qu
 	if id, ok := holder("kube-scheduler"); ok {
 		out.Scheduler = id
 	}
+	if refused {
+		// The bindings were deleted (or never made by this process's
+		// predecessor): made again now, read next pass.
+		if err := r.hostedRBAC(ctx, s.cp, kubeconfigs, true); err != nil {
+			log.V(1).Info("hosted RBAC not made", "error", err.Error())
+		}
+	}
 	return out
 }
 
 // hostedClient reaches a control plane's API through its endpoint
-// Service's cluster DNS name, as the admin.
-func hostedClient(_ context.Context, cp *quorumv1alpha1.ControlPlane, admin []byte) (kubernetes.Interface, error) {
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(admin)
+// Service's cluster DNS name, with a kubeconfig's credential.
+func hostedClient(_ context.Context, cp *quorumv1alpha1.ControlPlane, kubeconfig []byte) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/internal/pki"
@@ -47,8 +48,10 @@ func renewBefore(cp *quorumv1alpha1.ControlPlane) time.Duration {
 }
 
 // ensurePKI keeps the PKI Secret and the kubeconfig Secrets current and
-// returns the hash replicas are built with and the admin kubeconfig.
-func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Service, creds *etcdCredentials) (string, []byte, error) {
+// returns the data of the Secrets replicas mount (in ReplicaSecretNames'
+// order, for the template hash) and the kubeconfigs they do not mount
+// (admin, super-admin, operator) by user.
+func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Service, creds *etcdCredentials) ([]map[string][]byte, map[string][]byte, error) {
 	cp := s.cp
 	in := pkiInput{cp: cp, etcd: *creds, now: r.Clock()}
 	for _, ip := range svc.Spec.ClusterIPs {
@@ -66,19 +69,19 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 	}
 	current := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: resources.PKISecretName(cp.Name)}, current); client.IgnoreNotFound(err) != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	annotations := rotationAnnotations(cp, current.Annotations)
 	s.rotation = reconciler.ReadCARotation(annotations)
 	in.rotation = s.rotation.Phase
 	data, renewed, err := planPKI(in, current.Data)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	pkiSecret := controlPlaneSecret(cp, resources.PKISecretName(cp.Name), data)
 	pkiSecret.Annotations = annotations
 	if err := r.ApplyOwned(ctx, cp, pkiSecret); err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	s.trust = resources.TrustOf(data)
 	if len(renewed) > 0 {
@@ -86,7 +89,7 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 	}
 	ca, err := pki.ParseKeyPair(data[resources.PKICACert], data[resources.PKICAKey])
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	s.caNotAfter = ca.Cert.NotAfter
 	trust := data[resources.PKICACert]
@@ -104,20 +107,20 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 	}
 	s.etcdCredentials = etcdCredentialsOf(data)
 	mounted := []map[string][]byte{data}
-	var admin []byte
+	kubeconfigs := map[string][]byte{}
 	for _, u := range kubeconfigUsers(cp) {
 		name := resources.KubeconfigSecretName(cp.Name, u.name)
 		existing, err := r.secretData(ctx, cp.Namespace, name)
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		cfg, _, err := planKubeconfig(cp, u, ca, trust, existing[resources.KubeconfigKey], in.now)
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		kubeconfig := map[string][]byte{resources.KubeconfigKey: cfg}
 		if err := r.ApplyOwned(ctx, cp, controlPlaneSecret(cp, name, kubeconfig)); err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		if cfg, err := clientcmd.Load(cfg); err == nil {
 			if ctx := cfg.Contexts[cfg.CurrentContext]; ctx != nil && cfg.AuthInfos[ctx.AuthInfo] != nil {
@@ -126,14 +129,66 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 				}
 			}
 		}
-		if u.name == resources.KubeconfigAdmin {
-			admin = cfg
-		} else {
-			// The admin kubeconfig is not mounted: renewing it rolls nothing.
+		switch u.name {
+		case resources.KubeconfigControllerManager, resources.KubeconfigScheduler:
 			mounted = append(mounted, kubeconfig)
+		default:
+			// The others are not mounted: renewing them rolls nothing.
+			kubeconfigs[u.name] = cfg
 		}
 	}
-	return resources.SecretsHash(mounted...), admin, nil
+	if resources.EncryptionEnabled(cp) {
+		enc, err := r.ensureEncryption(ctx, cp)
+		if err != nil {
+			return nil, nil, err
+		}
+		mounted = append(mounted, enc)
+	}
+	return mounted, kubeconfigs, nil
+}
+
+// ensureEncryption makes the encryption Secret with a first secretbox key
+// when there is none, and returns its data. An existing Secret is never
+// rewritten: its keys are what the hosted cluster's Secrets are encrypted
+// with. The key lives as long as the data it protects, not the
+// ControlPlane: it belongs to the EtcdCluster holding the data (stacked or
+// clusterRef), so deletionPolicy Retain keeps it with the volumes and a
+// ControlPlane made again on the same etcd reads its Secrets; for an
+// external etcd it belongs to nobody and stays when the ControlPlane goes.
+func (r *Reconciler) ensureEncryption(ctx context.Context, cp *quorumv1alpha1.ControlPlane) (map[string][]byte, error) {
+	name := resources.EncryptionSecretName(cp.Name)
+	existing, err := r.secretData(ctx, cp.Namespace, name)
+	if err != nil || len(existing[resources.EncryptionConfigKey]) > 0 {
+		return existing, err
+	}
+	key, err := resources.NewEncryptionKey("key-" + r.Clock().UTC().Format("20060102t150405"))
+	if err != nil {
+		return nil, err
+	}
+	data := map[string][]byte{resources.EncryptionConfigKey: resources.EncryptionConfig([]resources.EncryptionKey{key})}
+	secret := controlPlaneSecret(cp, name, data)
+	holder := ""
+	switch {
+	case cp.Spec.Etcd.Stacked != nil:
+		holder = resources.StackedEtcdName(cp.Name)
+	case cp.Spec.Etcd.ClusterRef != nil:
+		holder = cp.Spec.Etcd.ClusterRef.Name
+	}
+	if holder != "" {
+		ec := &quorumv1alpha1.EtcdCluster{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: holder}, ec); err != nil {
+			return nil, fmt.Errorf("the encryption key belongs to EtcdCluster %s: %w", holder, err)
+		}
+		secret.Labels[resources.LabelCluster] = holder
+		if err := controllerutil.SetControllerReference(ec, secret, r.Scheme()); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Create(ctx, secret); err != nil {
+		return nil, err
+	}
+	r.Event(cp, corev1.EventTypeNormal, "EncryptionKeyCreated", fmt.Sprintf("Secrets of the hosted cluster are encrypted at rest with secretbox key %s (Secret %s)", key.Name, name))
+	return data, nil
 }
 
 // secretData is the data of a Secret, or nil when it does not exist.
@@ -212,7 +267,7 @@ func planPKI(in pkiInput, existing map[string][]byte) (map[string][]byte, []stri
 			Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		}},
 		{resources.PKIKubeletClientCert, resources.PKIKubeletClientKey, ca, pki.CertRequest{
-			CommonName: "kube-apiserver-kubelet-client", Organization: []string{"kubeadm:cluster-admins"},
+			CommonName: resources.KubeletClientUser, Organization: []string{resources.AdminGroup},
 			Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}},
 		{resources.PKIFrontProxyClientCert, resources.PKIFrontProxyClientKey, frontCA, pki.CertRequest{
@@ -295,12 +350,15 @@ type kubeconfigUser struct {
 }
 
 // kubeconfigUsers are the kubeconfigs of a control plane: the admin's
-// through the endpoint, the controller-manager's and the scheduler's
-// through their own replica's apiserver.
+// (bound to cluster-admin through RBAC), the break-glass super-admin's and
+// the operator's own through the endpoint, the controller-manager's and the
+// scheduler's through their own replica's apiserver.
 func kubeconfigUsers(cp *quorumv1alpha1.ControlPlane) []kubeconfigUser {
 	local := fmt.Sprintf("https://127.0.0.1:%d", resources.APIServerPort)
 	return []kubeconfigUser{
-		{resources.KubeconfigAdmin, "kubernetes-admin", []string{"system:masters"}, resources.EndpointURL(cp)},
+		{resources.KubeconfigAdmin, "kubernetes-admin", []string{resources.AdminGroup}, resources.EndpointURL(cp)},
+		{resources.KubeconfigSuperAdmin, "kubernetes-super-admin", []string{"system:masters"}, resources.EndpointURL(cp)},
+		{resources.KubeconfigOperator, resources.OperatorUser, nil, resources.EndpointURL(cp)},
 		{resources.KubeconfigControllerManager, "system:kube-controller-manager", nil, local},
 		{resources.KubeconfigScheduler, "system:kube-scheduler", nil, local},
 	}
@@ -317,6 +375,7 @@ func planKubeconfig(cp *quorumv1alpha1.ControlPlane, u kubeconfigUser, ca *pki.K
 				cl, user := cfg.Clusters[ctx.Cluster], cfg.AuthInfos[ctx.AuthInfo]
 				cert, err := pki.ParseCertificate(user.ClientCertificateData)
 				if err == nil && cl.Server == u.server && bytes.Equal(cl.CertificateAuthorityData, trust) &&
+					cert.Subject.CommonName == u.commonName && slices.Equal(cert.Subject.Organization, u.organization) &&
 					!pki.RenewalDue(cert.NotAfter, ca.Cert.NotAfter, now, renewBefore(cp)) && pki.IssuedBy(cert, ca.Cert) {
 					return existing, false, nil
 				}

@@ -201,7 +201,9 @@ func TestKubeconfigs(t *testing.T) {
 	}
 	now := time.Now()
 	want := map[string]struct{ server, cn, org string }{
-		resources.KubeconfigAdmin:             {"https://api.tenant.example.com:443", "kubernetes-admin", "system:masters"},
+		resources.KubeconfigAdmin:             {"https://api.tenant.example.com:443", "kubernetes-admin", "kubeadm:cluster-admins"},
+		resources.KubeconfigSuperAdmin:        {"https://api.tenant.example.com:443", "kubernetes-super-admin", "system:masters"},
+		resources.KubeconfigOperator:          {"https://api.tenant.example.com:443", "quorum:operator", ""},
 		resources.KubeconfigControllerManager: {"https://127.0.0.1:6443", "system:kube-controller-manager", ""},
 		resources.KubeconfigScheduler:         {"https://127.0.0.1:6443", "system:kube-scheduler", ""},
 	}
@@ -240,6 +242,18 @@ func TestKubeconfigs(t *testing.T) {
 		if _, changed, _ := planKubeconfig(cp, u, ca, ca.CertPEM, raw, now.Add(350*24*time.Hour)); !changed {
 			t.Errorf("%s not renewed within the threshold", u.name)
 		}
+	}
+	// An admin kubeconfig issued before it was bound through RBAC
+	// (system:masters) is reissued for the group.
+	admin := kubeconfigUsers(cp)[0]
+	old := admin
+	old.organization = []string{"system:masters"}
+	raw, _, err := planKubeconfig(cp, old, ca, ca.CertPEM, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, _ := planKubeconfig(cp, admin, ca, ca.CertPEM, raw, now); !changed {
+		t.Error("a system:masters admin kubeconfig was kept")
 	}
 	// Without a host, the admin kubeconfig points at the Service's DNS name.
 	cp.Spec.Endpoint.Host = ""

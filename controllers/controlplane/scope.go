@@ -61,6 +61,9 @@ type scope struct {
 
 	// version is the version new replicas run: spec.version when the step
 	// from the running version is supported, else the running version;
+	// configRefused says why the replicas' configuration (the audit
+	// policy) cannot be used: nothing is created or rolled until it can.
+	configRefused, configRefusedReason string
 	// versionRefused says why spec.version is not carried out.
 	version        string
 	versionRefused string

@@ -121,6 +121,8 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 	switch {
 	case s.paused:
 		set(quorumv1alpha1.ConditionProgressing, false, reconciler.ReasonPaused, a.message)
+	case s.configRefused != "":
+		set(quorumv1alpha1.ConditionProgressing, false, s.configRefusedReason, s.configRefused)
 	case s.versionRefused != "":
 		set(quorumv1alpha1.ConditionProgressing, false, "UpgradeRefused", s.versionRefused)
 	case a.kind == actCreate || a.kind == actDelete || a.kind == actStartCARotation || a.kind == actAdvanceCARotation:
@@ -159,7 +161,7 @@ func readiness(s *scope, st *quorumv1alpha1.ControlPlaneStatus, desired int32) r
 		return reconciler.Readiness{Stalled: true, Reason: etcd.Reason, Message: etcd.Message}
 	case degraded.Reason == reasonRemediationLimit:
 		return reconciler.Readiness{Stalled: true, Reason: degraded.Reason, Message: degraded.Message}
-	case prog.Reason == "UpgradeRefused":
+	case prog.Reason == "UpgradeRefused" || prog.Reason == reasonAuditPolicyNotFound || prog.Reason == reasonAuditPolicyInvalid:
 		return reconciler.Readiness{Stalled: true, Reason: prog.Reason, Message: prog.Message}
 	case healthy && st.UpdatedReplicas == desired && prog.Status == metav1.ConditionFalse:
 		return reconciler.Readiness{Ready: true, Reason: "Ready", Message: cond(quorumv1alpha1.ConditionAvailable).Message}

@@ -106,9 +106,7 @@ func (r *Reconciler) reconcile(ctx context.Context, b *quorumv1alpha1.EtcdBackup
 		p := &pods.Items[i]
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
-			if err := r.collect(ctx, b, st, p); err != nil {
-				return ctrl.Result{}, err
-			}
+			r.collect(ctx, b, st, p)
 			if p.DeletionTimestamp == nil {
 				*collected = append(*collected, p)
 			}

@@ -21,15 +21,15 @@ import (
 // caller deletes the pod once the status is stored. A result the status
 // already holds (the pod was collected before, and the operator stopped
 // before deleting it) changes nothing and raises no second event.
-func (r *Reconciler) collect(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, p *corev1.Pod) error {
+func (r *Reconciler) collect(ctx context.Context, b *quorumv1alpha1.EtcdBackup, st *quorumv1alpha1.EtcdBackupStatus, p *corev1.Pod) {
 	if p.DeletionTimestamp != nil {
-		return nil
+		return
 	}
 	logText, err := r.PodLogs(ctx, p.Namespace, p.Name)
 	if apierrors.IsNotFound(err) {
 		// The cache still lists a pod an earlier pass collected and
 		// deleted: its result is already in the status.
-		return nil
+		return
 	}
 	var res *backupjob.Result
 	if err == nil {
@@ -46,7 +46,6 @@ func (r *Reconciler) collect(ctx context.Context, b *quorumv1alpha1.EtcdBackup, 
 		r.succeed(b, st, res)
 		backupDuration.WithLabelValues(b.Namespace, b.Name).Observe(time.Since(p.CreationTimestamp.Time).Seconds())
 	}
-	return nil
 }
 
 // holds says whether the status already has res's snapshot as the last

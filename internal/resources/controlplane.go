@@ -30,6 +30,15 @@ const (
 	AnnotationTemplateHash = "quorum.dev/template-hash"
 )
 
+// The TLS floor of every control-plane component: TLS 1.2 with only
+// AEAD, forward-secret suites (TLS 1.3 suites are not configurable).
+const (
+	TLSMinVersion   = "VersionTLS12"
+	TLSCipherSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256," +
+		"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384," +
+		"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+)
+
 // APIServerPort is the port every apiserver listens on in its pod.
 const APIServerPort = 6443
 
@@ -84,9 +93,28 @@ func StackedEtcdName(cp string) string { return cp + "-etcd" }
 
 // Kubeconfig users.
 const (
-	KubeconfigAdmin             = "admin"
+	KubeconfigAdmin = "admin"
+	// KubeconfigSuperAdmin is the break-glass credential (system:masters,
+	// which RBAC cannot revoke); the operator uses it only to create the
+	// RBAC bindings the other credentials rely on, as kubeadm init does.
+	KubeconfigSuperAdmin = "super-admin"
+	// KubeconfigOperator is the operator's own credential in the hosted
+	// cluster: it may read the two leader leases and nothing else.
+	KubeconfigOperator          = "operator"
 	KubeconfigControllerManager = "controller-manager"
 	KubeconfigScheduler         = "scheduler"
+)
+
+// Identities in the hosted cluster, as kubeadm names them where kubeadm
+// has a name.
+const (
+	// AdminGroup is the admin kubeconfig's group, bound to cluster-admin
+	// by a ClusterRoleBinding of the same name (kubeadm 1.29+).
+	AdminGroup = "kubeadm:cluster-admins"
+	// OperatorUser is the operator's user in the hosted cluster.
+	OperatorUser = "quorum:operator"
+	// KubeletClientUser is the apiservers' client certificate to kubelets.
+	KubeletClientUser = "kube-apiserver-kubelet-client"
 )
 
 // ControlPlaneLabels are the labels of every replica pod of cp; the
@@ -219,8 +247,10 @@ func TrustOf(data map[string][]byte) PKITrust {
 
 // Paths inside a replica pod.
 const (
-	pkiDir        = "/etc/kubernetes/pki"
-	kubeconfigDir = "/etc/kubernetes/kubeconfig"
+	pkiDir         = "/etc/kubernetes/pki"
+	kubeconfigDir  = "/etc/kubernetes/kubeconfig"
+	auditPolicyDir = "/etc/kubernetes/audit"
+	auditLogDir    = "/var/log/kubernetes/audit"
 )
 
 // Containers are kube-apiserver, kube-controller-manager and
@@ -266,6 +296,9 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		// On SIGTERM, /readyz fails at once and requests are still served
 		// for this long, so the endpoint drains a replica before it stops.
 		"shutdown-delay-duration": "5s",
+		"profiling":               "false",
+		"tls-min-version":         TLSMinVersion,
+		"tls-cipher-suites":       TLSCipherSuites,
 	}
 	controllerManager := map[string]string{
 		"kubeconfig":                       kubeconfigDir + "/controller-manager/" + KubeconfigKey,
@@ -286,6 +319,9 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		// killed leader's lease is taken within about its 15s duration.
 		"leader-elect-retry-period": "1s",
 		"service-cluster-ip-range":  cidr,
+		"profiling":                 "false",
+		"tls-min-version":           TLSMinVersion,
+		"tls-cipher-suites":         TLSCipherSuites,
 	}
 	scheduler := map[string]string{
 		"kubeconfig":                kubeconfigDir + "/scheduler/" + KubeconfigKey,
@@ -294,8 +330,29 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		"bind-address":              "0.0.0.0",
 		"leader-elect":              "true",
 		"leader-elect-retry-period": "1s",
+		"profiling":                 "false",
+		"tls-min-version":           TLSMinVersion,
+		"tls-cipher-suites":         TLSCipherSuites,
+	}
+	if EncryptionEnabled(cp) {
+		apiserver["encryption-provider-config"] = encryptionDir + "/" + EncryptionConfigKey
+	}
+	if a := cp.Spec.APIServer.Audit; a != nil {
+		apiserver["audit-policy-file"] = auditPolicyDir + "/" + quorumv1alpha1.AuditPolicyKey
+		apiserver["audit-log-path"] = "-"
+		if a.Output == quorumv1alpha1.AuditVolume {
+			apiserver["audit-log-path"] = auditLogDir + "/audit.log"
+			apiserver["audit-log-maxage"] = fmt.Sprint(ptr.Deref(a.MaxAge, 7))
+			apiserver["audit-log-maxsize"] = fmt.Sprint(ptr.Deref(a.MaxSize, 100))
+			apiserver["audit-log-maxbackup"] = fmt.Sprint(ptr.Deref(a.MaxBackups, 10))
+		}
 	}
 	maps.Copy(apiserver, cp.Spec.APIServer.ExtraArgs)
+	// Admission plugins a user enables come on top of NodeRestriction
+	// (the API refuses disabling it).
+	if extra := cp.Spec.APIServer.ExtraArgs["enable-admission-plugins"]; extra != "" && !slices.Contains(strings.Split(extra, ","), "NodeRestriction") {
+		apiserver["enable-admission-plugins"] = "NodeRestriction," + extra
+	}
 	maps.Copy(controllerManager, cp.Spec.ControllerManager.ExtraArgs)
 	maps.Copy(scheduler, cp.Spec.Scheduler.ExtraArgs)
 
@@ -331,20 +388,30 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		}
 	}
 	pkiMount := corev1.VolumeMount{Name: "pki", MountPath: pkiDir, ReadOnly: true}
-	api := container("kube-apiserver", apiserver, APIServerPort, pkiMount)
+	apiMounts := []corev1.VolumeMount{pkiMount}
+	if EncryptionEnabled(cp) {
+		apiMounts = append(apiMounts, corev1.VolumeMount{Name: "encryption", MountPath: encryptionDir, ReadOnly: true})
+	}
+	if a := cp.Spec.APIServer.Audit; a != nil {
+		apiMounts = append(apiMounts, corev1.VolumeMount{Name: "audit-policy", MountPath: auditPolicyDir, ReadOnly: true})
+		if a.Output == quorumv1alpha1.AuditVolume {
+			apiMounts = append(apiMounts, corev1.VolumeMount{Name: "audit-log", MountPath: auditLogDir})
+		}
+	}
+	api := container("kube-apiserver", apiserver, APIServerPort, apiMounts...)
 	api.Env = []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}}
 	// Only a replica whose apiserver answers /readyz (etcd reachable,
 	// informers synced) takes traffic from the endpoint.
 	api.ReadinessProbe = probe("/readyz", APIServerPort, 2, 2, 0)
-	api.Resources = WithDefaultRequests(componentResources(cp.Spec.APIServer, cp.Spec.PodTemplate.Resources), APIServerRequests)
+	api.Resources = WithDefaultRequests(componentResources(cp.Spec.APIServer.ComponentSpec, cp.Spec.PodTemplate.Resources), APIServerRequests)
 	kcm := container("kube-controller-manager", controllerManager, 10257, pkiMount,
 		corev1.VolumeMount{Name: "controller-manager-kubeconfig", MountPath: kubeconfigDir + "/controller-manager", ReadOnly: true})
 	kcm.LivenessProbe.HTTPGet.Path = "/healthz"
-	kcm.Resources = WithDefaultRequests(componentResources(cp.Spec.ControllerManager, corev1.ResourceRequirements{}), ControllerManagerRequests)
+	kcm.Resources = WithDefaultRequests(componentResources(cp.Spec.ControllerManager.ComponentSpec, corev1.ResourceRequirements{}), ControllerManagerRequests)
 	sched := container("kube-scheduler", scheduler, 10259,
 		corev1.VolumeMount{Name: "scheduler-kubeconfig", MountPath: kubeconfigDir + "/scheduler", ReadOnly: true})
 	sched.LivenessProbe.HTTPGet.Path = "/healthz"
-	sched.Resources = WithDefaultRequests(componentResources(cp.Spec.Scheduler, corev1.ResourceRequirements{}), SchedulerRequests)
+	sched.Resources = WithDefaultRequests(componentResources(cp.Spec.Scheduler.ComponentSpec, corev1.ResourceRequirements{}), SchedulerRequests)
 
 	secret := func(name, secretName string) corev1.Volume {
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -356,6 +423,18 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		secret("pki", PKISecretName(cp.Name)),
 		secret("controller-manager-kubeconfig", KubeconfigSecretName(cp.Name, KubeconfigControllerManager)),
 		secret("scheduler-kubeconfig", KubeconfigSecretName(cp.Name, KubeconfigScheduler)),
+	}
+	if EncryptionEnabled(cp) {
+		volumes = append(volumes, secret("encryption", EncryptionSecretName(cp.Name)))
+	}
+	if a := cp.Spec.APIServer.Audit; a != nil {
+		volumes = append(volumes, corev1.Volume{Name: "audit-policy", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: a.PolicyConfigMapRef.Name},
+			Items:                []corev1.KeyToPath{{Key: quorumv1alpha1.AuditPolicyKey, Path: quorumv1alpha1.AuditPolicyKey}},
+		}}})
+		if a.Output == quorumv1alpha1.AuditVolume {
+			volumes = append(volumes, corev1.Volume{Name: "audit-log", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		}
 	}
 	return []corev1.Container{api, kcm, sched}, volumes
 }
@@ -477,12 +556,32 @@ func IsReplicaOf(p *corev1.Pod, cp string) bool {
 	return p.Labels[LabelControlPlane] == cp && p.Labels[LabelKubernetesVersion] != ""
 }
 
+// EncryptionEnabled says whether the hosted apiservers encrypt Secrets at
+// rest: on unless a provider other than secretbox is named (none is yet).
+func EncryptionEnabled(cp *quorumv1alpha1.ControlPlane) bool {
+	p := cp.Spec.APIServer.EncryptionAtRest.Provider
+	return p == "" || p == "secretbox"
+}
+
 // ReplicaSecretNames are the Secrets every replica mounts, in the order
 // their hash is taken: the PKI, then the controller-manager's and the
-// scheduler's kubeconfigs (the admin kubeconfig is not mounted, so
-// renewing it rolls nothing).
-func ReplicaSecretNames(cp string) []string {
-	return []string{PKISecretName(cp), KubeconfigSecretName(cp, KubeconfigControllerManager), KubeconfigSecretName(cp, KubeconfigScheduler)}
+// scheduler's kubeconfigs, then the encryption configuration (the admin
+// kubeconfig is not mounted, so renewing it rolls nothing).
+func ReplicaSecretNames(cp *quorumv1alpha1.ControlPlane) []string {
+	names := []string{PKISecretName(cp.Name), KubeconfigSecretName(cp.Name, KubeconfigControllerManager), KubeconfigSecretName(cp.Name, KubeconfigScheduler)}
+	if EncryptionEnabled(cp) {
+		names = append(names, EncryptionSecretName(cp.Name))
+	}
+	return names
+}
+
+// ReplicaConfigMapNames are the ConfigMaps every replica mounts (the
+// audit policy), hashed after the Secrets: a new policy rolls the replicas.
+func ReplicaConfigMapNames(cp *quorumv1alpha1.ControlPlane) []string {
+	if a := cp.Spec.APIServer.Audit; a != nil {
+		return []string{a.PolicyConfigMapRef.Name}
+	}
+	return nil
 }
 
 // SecretsHash identifies the certificates and kubeconfigs replicas mount:

@@ -44,7 +44,7 @@ func TestDefaultRequests(t *testing.T) {
 	}
 	cp := &quorumv1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: "ns"}, Spec: quorumv1alpha1.ControlPlaneSpec{
 		Version:   "v1.36.3",
-		Scheduler: quorumv1alpha1.ComponentSpec{Resources: &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}},
+		Scheduler: quorumv1alpha1.SchedulerSpec{ComponentSpec: quorumv1alpha1.ComponentSpec{Resources: &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}},
 		Etcd:      quorumv1alpha1.ControlPlaneEtcd{Stacked: &quorumv1alpha1.StackedEtcd{Resources: &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}}},
 	}}
 	cp.Spec.PodTemplate.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -11,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"quorum.dev/quorum/internal/pki"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -37,7 +43,7 @@ func TestControlPlane(t *testing.T) {
 	})
 }
 
-func newControlPlane(t *testing.T, ns, name, version string, replicas int32, etcd quorumv1alpha1.ControlPlaneEtcd) *quorumv1alpha1.ControlPlane {
+func newControlPlane(t *testing.T, ns, name, version string, replicas int32, etcd quorumv1alpha1.ControlPlaneEtcd, mutate ...func(*quorumv1alpha1.ControlPlane)) *quorumv1alpha1.ControlPlane {
 	t.Helper()
 	cp := &quorumv1alpha1.ControlPlane{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -56,6 +62,9 @@ func newControlPlane(t *testing.T, ns, name, version string, replicas int32, etc
 	cp.Spec.APIServer.Resources, cp.Spec.ControllerManager.Resources, cp.Spec.Scheduler.Resources = small, small, small
 	if cp.Spec.Etcd.Stacked != nil {
 		cp.Spec.Etcd.Stacked.Resources = small
+	}
+	for _, m := range mutate {
+		m(cp)
 	}
 	if err := crClient(t).Create(context.Background(), cp); err != nil {
 		t.Fatal(err)
@@ -382,6 +391,12 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// (issue 16) Hosted Secrets are encrypted at rest; the flags Quorum
+	// owns are refused in extraArgs.
+	assertEncryptedAtRest(t, kubeconfig, ns, "etcd")
+	assertReservedFlagsRefused(t, ns, "tenant")
+	assertCredentials(t, cp)
+
 	// (a) A replica's pod deleted while a client polls through the endpoint.
 	killReplica(t, cp, kubeconfig, cluster.PreviousKubernetesVersion)
 	useTheEndpoint(t, kubeconfig, "after-kill")
@@ -491,9 +506,17 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 func testControlPlaneStacked(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "cp-stacked")
+	// (issue 16) With an audit policy from a ConfigMap, logged to stdout.
+	if _, err := kube.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "audit"},
+		Data: map[string]string{quorumv1alpha1.AuditPolicyKey: "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources: [{group: \"\", resources: [namespaces]}]\n"}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	applied := time.Now()
 	newControlPlane(t, ns, "tenant", cluster.KubernetesVersion, 3,
-		quorumv1alpha1.ControlPlaneEtcd{Stacked: &quorumv1alpha1.StackedEtcd{Version: cluster.EtcdVersion}})
+		quorumv1alpha1.ControlPlaneEtcd{Stacked: &quorumv1alpha1.StackedEtcd{Version: cluster.EtcdVersion}}, func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.APIServer.Audit = &quorumv1alpha1.APIServerAudit{PolicyConfigMapRef: quorumv1alpha1.LocalObjectReference{Name: "audit"}, Output: quorumv1alpha1.AuditStdout}
+		})
 	cp := waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 6*time.Minute)
 	t.Logf("3 stacked replicas Available %s after apply", time.Since(applied).Round(time.Second))
 	assertSpread(t, cp, 3)
@@ -514,9 +537,38 @@ func testControlPlaneStacked(t *testing.T) {
 	}
 	kubeconfig := adminKubeconfig(t, cp)
 	useTheEndpoint(t, kubeconfig, "before")
+	assertAudited(t, cp, "e2e-before")
 	killReplica(t, cp, kubeconfig, cluster.KubernetesVersion)
 	useTheEndpoint(t, kubeconfig, "after-kill")
 	waitHealthy(t, ns, resources.StackedEtcdName("tenant"), 3, 2*time.Minute)
+}
+
+// assertAudited finds, in the apiservers' standard output, the audit event
+// of the namespace created through the endpoint (the policy logs
+// namespaces at Metadata level).
+func assertAudited(t *testing.T, cp *quorumv1alpha1.ControlPlane, namespace string) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, "the audit event of creating namespace "+namespace, time.Minute, func() (bool, string) {
+		pods, err := kube.CoreV1().Pods(cp.Namespace).List(ctx, metav1.ListOptions{LabelSelector: resources.ControlPlaneSelector(cp.Name)})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			raw, err := kube.CoreV1().Pods(cp.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: "kube-apiserver"}).DoRaw(ctx)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(raw), "\n") {
+				if strings.Contains(line, `"apiVersion":"audit.k8s.io/v1"`) && strings.Contains(line, `"verb":"create"`) &&
+					strings.Contains(line, `"resource":"namespaces"`) && strings.Contains(line, `"name":"`+namespace+`"`) {
+					t.Logf("audited in %s: %.160s", p.Name, line)
+					return true, ""
+				}
+			}
+		}
+		return false, "no such audit event in any apiserver's log"
+	})
 }
 
 func testControlPlaneMissingEtcd(t *testing.T) {
@@ -663,4 +715,116 @@ func assertSpread(t *testing.T, cp *quorumv1alpha1.ControlPlane, n int32) {
 	if hi-lo > 1 || len(zones) != 3 {
 		t.Errorf("replicas not spread over the zones: %v", zones)
 	}
+}
+
+// assertEncryptedAtRest creates a Secret through the hosted API and reads
+// its key straight from etcd: secretbox ciphertext, never the plain value;
+// the hosted API still reads it back.
+func assertEncryptedAtRest(t *testing.T, kubeconfig, ns, etcdCluster string) {
+	t.Helper()
+	marker := "plain-text-marker-" + ns
+	hostedKubectl(t, kubeconfig, "-n", "default", "create", "secret", "generic", "at-rest", "--from-literal=value="+marker)
+	cl := etcdClient(t, ns, etcdCluster)
+	defer func() { _ = cl.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cl.Get(ctx, "/registry/secrets/default/at-rest")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("reading the hosted Secret from etcd: %v (%d keys)", err, len(resp.Kvs))
+	}
+	stored := resp.Kvs[0].Value
+	if !bytes.HasPrefix(stored, []byte("k8s:enc:secretbox:v1:")) || bytes.Contains(stored, []byte(marker)) {
+		t.Fatalf("the hosted Secret is stored as %.60q, want secretbox ciphertext (k8s:enc:secretbox:v1:...)", stored)
+	}
+	out := hostedKubectl(t, kubeconfig, "-n", "default", "get", "secret", "at-rest", "-o", "jsonpath={.data.value}")
+	if got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out)); err != nil || string(got) != marker {
+		t.Fatalf("the encrypted Secret reads back as %q (%v)", got, err)
+	}
+	t.Logf("a hosted Secret is stored as %s... in etcd and reads back", stored[:len("k8s:enc:secretbox:v1:")])
+}
+
+// assertReservedFlagsRefused tries a flag Quorum owns in each component's
+// extraArgs through the real API server: each is refused with a message
+// naming it, and nothing is stored.
+func assertReservedFlagsRefused(t *testing.T, ns, name string) {
+	t.Helper()
+	for _, tc := range []struct {
+		set  func(*quorumv1alpha1.ControlPlane)
+		want string
+	}{
+		{func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.APIServer.ExtraArgs = map[string]string{"etcd-servers": "https://elsewhere:2379"}
+		}, "apiServer.extraArgs: --etcd-servers is owned by Quorum"},
+		{func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.APIServer.ExtraArgs = map[string]string{"authorization-mode": "AlwaysAllow"}
+		}, "apiServer.extraArgs: --authorization-mode is owned by Quorum"},
+		{func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.APIServer.ExtraArgs = map[string]string{"service-account-key-file": "/x"}
+		}, "apiServer.extraArgs: --service-account-key-file is owned by Quorum"},
+		{func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.ControllerManager.ExtraArgs = map[string]string{"leader-elect": "false"}
+		}, "controllerManager.extraArgs: --leader-elect is owned by Quorum"},
+		{func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.Scheduler.ExtraArgs = map[string]string{"profiling": "true"}
+		}, "scheduler.extraArgs: --profiling is owned by Quorum"},
+	} {
+		cp := getControlPlane(t, ns, name)
+		tc.set(cp)
+		err := crClient(t).Update(context.Background(), cp, client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("updating with a reserved flag: %v, want refused with %q", err, tc.want)
+		}
+	}
+}
+
+// assertCredentials: the admin kubeconfig is cluster-admin through RBAC
+// (its group, not system:masters), the break-glass super-admin kubeconfig
+// exists, and the operator's own credential reads the leader leases and
+// cannot list Secrets.
+func assertCredentials(t *testing.T, cp *quorumv1alpha1.ControlPlane) {
+	t.Helper()
+	ctx := context.Background()
+	kubeconfigOf := func(user string) []byte {
+		secret, err := kube.CoreV1().Secrets(cp.Namespace).Get(ctx, resources.KubeconfigSecretName(cp.Name, user), metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the %s kubeconfig: %v", user, err)
+		}
+		return secret.Data[resources.KubeconfigKey]
+	}
+	admin := kubeconfigOf(resources.KubeconfigAdmin)
+	cfg, err := clientcmd.Load(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCertificate(cfg.AuthInfos[cfg.Contexts[cfg.CurrentContext].AuthInfo].ClientCertificateData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(cert.Subject.Organization, "system:masters") || !slices.Contains(cert.Subject.Organization, resources.AdminGroup) {
+		t.Fatalf("the admin kubeconfig's groups are %v, want %s (bound through RBAC), never system:masters", cert.Subject.Organization, resources.AdminGroup)
+	}
+	adminCS, err := clientsetFrom(cp, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adminCS.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("the admin cannot list Secrets: %v", err)
+	}
+	_ = kubeconfigOf(resources.KubeconfigSuperAdmin)
+	op, err := clientsetFrom(cp, kubeconfigOf(resources.KubeconfigOperator))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the operator's credential cannot read the controller-manager lease: %v", err)
+	}
+	for _, ns := range []string{"kube-system", "default"} {
+		if _, err := op.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("the operator's credential listing Secrets in %s: %v, want Forbidden", ns, err)
+		}
+	}
+	if _, err := op.CoordinationV1().Leases("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("the operator's credential listing every lease: %v, want Forbidden", err)
+	}
+	t.Logf("admin bound through %s; the operator's credential reads the leases and is refused Secrets", resources.AdminGroup)
 }
