@@ -130,6 +130,7 @@ func decide(s *scope) action {
 		decideRoll,        // onto the current template, one surge replica at a time
 		decideScaleDown,   // from the fullest zone, lease holders last
 		decideCARotation,  // new CAs trusted, issuing, then alone, each phase once every replica runs it
+		decideKeyRotation, // a new encryption key added, written with, Secrets rewritten, the old dropped
 	}
 	if s.stacked {
 		// A stacked control plane's replicas are the members of its
@@ -138,7 +139,7 @@ func decide(s *scope) action {
 		// see: an apiserver that stays unready, and rolling onto a new
 		// template, both by deleting the pod so the EtcdCluster restarts
 		// the member from its volume.
-		steps = []func(*scope) (action, bool){decideStackedBusy, decideStackedRestart, decideStackedScaling, decideStackedRoll, decideCARotation}
+		steps = []func(*scope) (action, bool){decideStackedBusy, decideStackedRestart, decideStackedScaling, decideStackedRoll, decideCARotation, decideKeyRotation}
 	}
 	for _, d := range steps {
 		if a, ok := d(s); ok {

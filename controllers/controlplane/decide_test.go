@@ -302,3 +302,38 @@ func TestControlPlaneCARotationDecisions(t *testing.T) {
 		t.Fatalf("the CA ending in 200 days, replicas settled: %s (%s), want a rotation", a.kind, a.message)
 	}
 }
+
+// TestShapeKeys: the new key is added last, then written with (first),
+// then alone; the old key is never dropped before DropOld.
+func TestShapeKeys(t *testing.T) {
+	old, _ := resources.NewEncryptionKey("key-old")
+	names := func(ks []resources.EncryptionKey) string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, k.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	keys, err := shapeKeys([]resources.EncryptionKey{old}, keyPhaseAddKey, "key-new")
+	if err != nil || names(keys) != "key-old,key-new" {
+		t.Fatalf("AddKey: %s %v", names(keys), err)
+	}
+	again, _ := shapeKeys(keys, keyPhaseAddKey, "key-new")
+	if names(again) != "key-old,key-new" || string(again[1].Secret) != string(keys[1].Secret) {
+		t.Fatalf("AddKey again made another key: %s", names(again))
+	}
+	for _, phase := range []string{keyPhaseWriteNew, keyPhaseRewrite} {
+		if got, err := shapeKeys(keys, phase, "key-new"); err != nil || names(got) != "key-new,key-old" {
+			t.Fatalf("%s: %s %v", phase, names(got), err)
+		}
+	}
+	if got, _ := shapeKeys(keys, keyPhaseDropOld, "key-new"); names(got) != "key-new" || string(got[0].Secret) != string(keys[1].Secret) {
+		t.Fatalf("DropOld: %s", names(got))
+	}
+	if _, err := shapeKeys([]resources.EncryptionKey{old}, keyPhaseWriteNew, "key-new"); err == nil {
+		t.Fatal("WriteNew without the new key made one: the apiservers could not read what it writes")
+	}
+	if got, _ := shapeKeys([]resources.EncryptionKey{old}, "", ""); names(got) != "key-old" {
+		t.Fatalf("no rotation: %s", names(got))
+	}
+}

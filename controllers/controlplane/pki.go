@@ -138,28 +138,58 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 		}
 	}
 	if resources.EncryptionEnabled(cp) {
-		enc, err := r.ensureEncryption(ctx, cp)
+		enc, err := r.ensureEncryption(ctx, s)
 		if err != nil {
 			return nil, nil, err
 		}
 		mounted = append(mounted, enc)
+		s.keys.superAdmin = kubeconfigs[resources.KubeconfigSuperAdmin]
 	}
 	return mounted, kubeconfigs, nil
 }
 
 // ensureEncryption makes the encryption Secret with a first secretbox key
-// when there is none, and returns its data. An existing Secret is never
-// rewritten: its keys are what the hosted cluster's Secrets are encrypted
-// with. The key lives as long as the data it protects, not the
-// ControlPlane: it belongs to the EtcdCluster holding the data (stacked or
-// clusterRef), so deletionPolicy Retain keeps it with the volumes and a
-// ControlPlane made again on the same etcd reads its Secrets; for an
-// external etcd it belongs to nobody and stays when the ControlPlane goes.
-func (r *Reconciler) ensureEncryption(ctx context.Context, cp *quorumv1alpha1.ControlPlane) (map[string][]byte, error) {
+// when there is none, shapes its keys for a rotation under way, and
+// returns its data. An existing key is never replaced outside a rotation:
+// the keys are what the hosted cluster's Secrets are encrypted with. The
+// key lives as long as the data it protects, not the ControlPlane: it
+// belongs to the EtcdCluster holding the data (stacked or clusterRef), so
+// deletionPolicy Retain keeps it with the volumes and a ControlPlane made
+// again on the same etcd reads its Secrets; for an external etcd it belongs
+// to nobody and stays when the ControlPlane goes.
+func (r *Reconciler) ensureEncryption(ctx context.Context, s *scope) (map[string][]byte, error) {
+	cp := s.cp
 	name := resources.EncryptionSecretName(cp.Name)
-	existing, err := r.secretData(ctx, cp.Namespace, name)
-	if err != nil || len(existing[resources.EncryptionConfigKey]) > 0 {
-		return existing, err
+	existing := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: name}, existing)
+	if err == nil && len(existing.Data[resources.EncryptionConfigKey]) > 0 {
+		kr := readKeyRotation(cp, existing.Annotations)
+		keys, err := resources.ParseEncryptionConfig(existing.Data[resources.EncryptionConfigKey])
+		if err != nil {
+			return nil, fmt.Errorf("the encryption Secret %s: %w", name, err)
+		}
+		shaped, err := shapeKeys(keys, kr.phase, kr.newKey)
+		if err != nil {
+			return nil, fmt.Errorf("the encryption Secret %s: %w", name, err)
+		}
+		s.keys = &keyState{rotation: kr}
+		_, recorded := existing.Annotations[annotationKeyRotationTrigger]
+		if cfg := resources.EncryptionConfig(shaped); !bytes.Equal(cfg, existing.Data[resources.EncryptionConfigKey]) || !recorded {
+			existing.Data[resources.EncryptionConfigKey] = cfg
+			if existing.Annotations == nil {
+				existing.Annotations = map[string]string{}
+			}
+			// A Secret made before rotations records the trigger value
+			// there is as answered: only a new value rotates.
+			existing.Annotations[annotationKeyRotationTrigger] = kr.trigger
+			if err := r.Update(ctx, existing); err != nil {
+				return nil, err
+			}
+		}
+		return existing.Data, nil
+	}
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
 	}
 	key, err := resources.NewEncryptionKey("key-" + r.Clock().UTC().Format("20060102t150405"))
 	if err != nil {
@@ -167,6 +197,7 @@ func (r *Reconciler) ensureEncryption(ctx context.Context, cp *quorumv1alpha1.Co
 	}
 	data := map[string][]byte{resources.EncryptionConfigKey: resources.EncryptionConfig([]resources.EncryptionKey{key})}
 	secret := controlPlaneSecret(cp, name, data)
+	secret.Annotations = map[string]string{annotationKeyRotationTrigger: cp.Annotations[AnnotationRotateEncryptionKey]}
 	holder := ""
 	switch {
 	case cp.Spec.Etcd.Stacked != nil:
@@ -187,6 +218,7 @@ func (r *Reconciler) ensureEncryption(ctx context.Context, cp *quorumv1alpha1.Co
 	if err := r.Create(ctx, secret); err != nil {
 		return nil, err
 	}
+	s.keys = &keyState{rotation: readKeyRotation(cp, secret.Annotations)}
 	r.Event(cp, corev1.EventTypeNormal, "EncryptionKeyCreated", fmt.Sprintf("Secrets of the hosted cluster are encrypted at rest with secretbox key %s (Secret %s)", key.Name, name))
 	return data, nil
 }

@@ -19,6 +19,8 @@ func (r *Reconciler) execute(ctx context.Context, s *scope, a action) error {
 	switch a.kind {
 	case actStartCARotation, actAdvanceCARotation:
 		return r.stepCARotation(ctx, s, a)
+	case actStartKeyRotation, actAdvanceKeyRotation:
+		return r.stepKeyRotation(ctx, s, a)
 	case actCreate:
 		name := cp.Name + "-" + utilrand.String(5)
 		if err := r.CreateOwned(ctx, cp, s.template.ReplicaPod(name, a.zone)); err != nil {

@@ -61,6 +61,8 @@ type scope struct {
 
 	// version is the version new replicas run: spec.version when the step
 	// from the running version is supported, else the running version;
+	// keys is the encryption key and its rotation (nil without encryption).
+	keys *keyState
 	// configRefused says why the replicas' configuration (the audit
 	// policy) cannot be used: nothing is created or rolled until it can.
 	configRefused, configRefusedReason string
@@ -201,4 +203,11 @@ func replicaMembers(rs []*replicaState) []placement.Member {
 	return placement.Of(rs, func(r *replicaState) placement.Member {
 		return placement.Member{Name: r.Name, Zone: r.Zone, Healthy: r.Ready, Created: r.Created}
 	})
+}
+
+// keyState is the encryption Secret as observed.
+type keyState struct {
+	rotation keyRotation
+	// superAdmin is the break-glass kubeconfig, for the Rewrite phase.
+	superAdmin []byte
 }

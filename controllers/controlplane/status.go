@@ -125,7 +125,8 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		set(quorumv1alpha1.ConditionProgressing, false, s.configRefusedReason, s.configRefused)
 	case s.versionRefused != "":
 		set(quorumv1alpha1.ConditionProgressing, false, "UpgradeRefused", s.versionRefused)
-	case a.kind == actCreate || a.kind == actDelete || a.kind == actStartCARotation || a.kind == actAdvanceCARotation:
+	case a.kind == actCreate || a.kind == actDelete || a.kind == actStartCARotation || a.kind == actAdvanceCARotation ||
+		a.kind == actStartKeyRotation || a.kind == actAdvanceKeyRotation:
 		set(quorumv1alpha1.ConditionProgressing, true, a.reason, a.message)
 	case a.kind == actWait:
 		set(quorumv1alpha1.ConditionProgressing, true, a.reason, a.message)

@@ -103,3 +103,17 @@ func TestAuditFlags(t *testing.T) {
 		t.Errorf("ReplicaConfigMapNames = %v", got)
 	}
 }
+
+// TestParseEncryptionConfig: what EncryptionConfig writes reads back, keys
+// in order.
+func TestParseEncryptionConfig(t *testing.T) {
+	a, _ := NewEncryptionKey("key-a")
+	b, _ := NewEncryptionKey("key-b")
+	keys, err := ParseEncryptionConfig(EncryptionConfig([]EncryptionKey{a, b}))
+	if err != nil || len(keys) != 2 || keys[0].Name != "key-a" || string(keys[1].Secret) != string(b.Secret) {
+		t.Fatalf("read back %v, %v", keys, err)
+	}
+	if _, err := ParseEncryptionConfig([]byte("kind: EncryptionConfiguration\n")); err == nil {
+		t.Fatal("a configuration without a key was read")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Encryption at rest of a hosted cluster: the apiservers encrypt Secrets
@@ -47,4 +49,43 @@ func EncryptionConfig(keys []EncryptionKey) []byte {
 	}
 	b.WriteString("  - identity: {}\n")
 	return []byte(b.String())
+}
+
+// ParseEncryptionConfig reads the secretbox keys of an
+// EncryptionConfiguration EncryptionConfig rendered, in order.
+func ParseEncryptionConfig(data []byte) ([]EncryptionKey, error) {
+	var cfg struct {
+		Resources []struct {
+			Providers []struct {
+				Secretbox *struct {
+					Keys []struct {
+						Name   string `json:"name"`
+						Secret string `json:"secret"`
+					} `json:"keys"`
+				} `json:"secretbox"`
+			} `json:"providers"`
+		} `json:"resources"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil, err
+	}
+	var keys []EncryptionKey
+	for _, r := range cfg.Resources {
+		for _, p := range r.Providers {
+			if p.Secretbox == nil {
+				continue
+			}
+			for _, k := range p.Secretbox.Keys {
+				secret, err := base64.StdEncoding.DecodeString(k.Secret)
+				if err != nil || len(secret) != 32 {
+					return nil, fmt.Errorf("secretbox key %s is not 32 bytes of base64", k.Name)
+				}
+				keys = append(keys, EncryptionKey{Name: k.Name, Secret: secret})
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no secretbox key in the encryption configuration")
+	}
+	return keys, nil
 }

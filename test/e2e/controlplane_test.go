@@ -396,6 +396,8 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	assertEncryptedAtRest(t, kubeconfig, ns, "etcd")
 	assertReservedFlagsRefused(t, ns, "tenant")
 	assertCredentials(t, cp)
+	// The rotation rolled every replica: the control plane as it is now.
+	cp = rotateEncryptionKey(t, kubeconfig, ns, "tenant", "etcd")
 
 	// (a) A replica's pod deleted while a client polls through the endpoint.
 	killReplica(t, cp, kubeconfig, cluster.PreviousKubernetesVersion)
@@ -741,6 +743,62 @@ func assertEncryptedAtRest(t *testing.T, kubeconfig, ns, etcdCluster string) {
 		t.Fatalf("the encrypted Secret reads back as %q (%v)", got, err)
 	}
 	t.Logf("a hosted Secret is stored as %s... in etcd and reads back", stored[:len("k8s:enc:secretbox:v1:")])
+}
+
+// storedKey is the name of the secretbox key a hosted Secret is stored
+// under in etcd.
+func storedKey(t *testing.T, ns, etcdCluster, key string) string {
+	t.Helper()
+	cl := etcdClient(t, ns, etcdCluster)
+	defer func() { _ = cl.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cl.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("reading %s from etcd: %v", key, err)
+	}
+	parts := strings.SplitN(string(resp.Kvs[0].Value), ":", 6)
+	if len(parts) < 6 || parts[0] != "k8s" || parts[1] != "enc" || parts[2] != "secretbox" {
+		t.Fatalf("%s is stored as %.40q, not secretbox ciphertext", key, resp.Kvs[0].Value)
+	}
+	return parts[4]
+}
+
+// rotateEncryptionKey rotates the encryption key with the annotation and
+// waits for the rotation to end: the Secret written before it is stored
+// under the new key (so it was written again before the old key was
+// dropped) and still reads back through the hosted API.
+func rotateEncryptionKey(t *testing.T, kubeconfig, ns, name, etcdCluster string) *quorumv1alpha1.ControlPlane {
+	t.Helper()
+	old := storedKey(t, ns, etcdCluster, "/registry/secrets/default/at-rest")
+	start := time.Now()
+	patchControlPlane(t, ns, name, func(cp *quorumv1alpha1.ControlPlane) {
+		if cp.Annotations == nil {
+			cp.Annotations = map[string]string{}
+		}
+		cp.Annotations["quorum.dev/rotate-encryption-key"] = "e2e"
+	})
+	eventually(t, "the encryption key rotated", 10*time.Minute, func() (bool, string) {
+		sec, err := kube.CoreV1().Secrets(ns).Get(context.Background(), resources.EncryptionSecretName(name), metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		keys, err := resources.ParseEncryptionConfig(sec.Data[resources.EncryptionConfigKey])
+		phase := sec.Annotations["quorum.dev/encryption-rotation-phase"]
+		done := err == nil && len(keys) == 1 && keys[0].Name != old && phase == "" && sec.Annotations["quorum.dev/encryption-rotation-trigger"] == "e2e"
+		return done, fmt.Sprintf("phase %q, %d keys; %s", phase, len(keys), cpSummary(getControlPlane(t, ns, name)))
+	})
+	cp := waitControlPlane(t, ns, name, 3, getControlPlane(t, ns, name).Spec.Version, 5*time.Minute)
+	now := storedKey(t, ns, etcdCluster, "/registry/secrets/default/at-rest")
+	if now == old {
+		t.Fatalf("the hosted Secret is still stored under the old key %s after the rotation", old)
+	}
+	out := hostedKubectl(t, kubeconfig, "-n", "default", "get", "secret", "at-rest", "-o", "jsonpath={.data.value}")
+	if got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out)); err != nil || !strings.HasPrefix(string(got), "plain-text-marker-") {
+		t.Fatalf("after the rotation the Secret reads back as %q (%v)", got, err)
+	}
+	t.Logf("encryption key rotated %s -> %s in %s; the Secret was rewritten under the new key; %d replicas ready", old, now, time.Since(start).Round(time.Second), cp.Status.ReadyReplicas)
+	return cp
 }
 
 // assertReservedFlagsRefused tries a flag Quorum owns in each component's
