@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -87,7 +88,7 @@ func shapeKeys(keys []resources.EncryptionKey, phase, newKey string) ([]resource
 	i := slices.IndexFunc(keys, func(k resources.EncryptionKey) bool { return k.Name == newKey })
 	var nk resources.EncryptionKey
 	if i < 0 {
-		if phase != keyPhaseAddKey {
+		if phase != keyPhaseAddKey || len(keys) == 0 {
 			return nil, fmt.Errorf("encryption key %s is missing in phase %s", newKey, phase)
 		}
 		var err error
@@ -152,7 +153,7 @@ func (r *Reconciler) stepKeyRotation(ctx context.Context, s *scope, a action) er
 	case a.kind == actStartKeyRotation:
 		next = keyPhaseAddKey
 		secret.Annotations[annotationKeyRotationTrigger] = cp.Annotations[AnnotationRotateEncryptionKey]
-		secret.Annotations[annotationKeyRotationNewKey] = "key-" + r.Clock().UTC().Format("20060102t150405")
+		secret.Annotations[annotationKeyRotationNewKey] = newKeyName(r.Clock())
 	case kr.phase == keyPhaseRewrite:
 		n, err := r.rewriteSecrets(ctx, s)
 		if err != nil {
@@ -208,4 +209,11 @@ func (r *Reconciler) rewriteSecrets(ctx context.Context, s *scope) (int, error) 
 			return n, nil
 		}
 	}
+}
+
+// newKeyName names a new encryption key: when it was made, and a random
+// part, so two keys made in one second (a rotation right after the
+// control plane was made) never share a name.
+func newKeyName(now time.Time) string {
+	return "key-" + now.UTC().Format("20060102t150405") + "-" + utilrand.String(5)
 }

@@ -191,7 +191,7 @@ func (r *Reconciler) ensureEncryption(ctx context.Context, s *scope) (map[string
 	if client.IgnoreNotFound(err) != nil {
 		return nil, err
 	}
-	key, err := resources.NewEncryptionKey("key-" + r.Clock().UTC().Format("20060102t150405"))
+	key, err := resources.NewEncryptionKey(newKeyName(r.Clock()))
 	if err != nil {
 		return nil, err
 	}
