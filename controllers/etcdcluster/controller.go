@@ -144,13 +144,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: stepInterval}, nil
 }
 
-// troubled: a member is unhealthy. Such a cluster is looked at every
-// stepInterval, so the times its evidence carries (a member unhealthy
-// since, quorum lost at, the data-loss windows computed from them) are
-// that precise, not healthInterval's.
+// troubled: a member became unhealthy lately (within twice
+// unhealthyAfter, or its status records no time yet). Such a cluster is
+// looked at every stepInterval, so the times its evidence carries (a
+// member unhealthy since, quorum lost at, the data-loss windows computed
+// from them) are that precise, not healthInterval's; a fault older than
+// that has its times already, and is looked at every healthInterval again.
 func (s *scope) troubled() bool {
+	since := map[string]*metav1.Time{}
+	for _, ms := range s.cluster.Status.Members {
+		if !ms.Healthy {
+			since[ms.Name] = ms.Since
+		}
+	}
 	for _, m := range s.sortedMembers() {
-		if !m.Healthy {
+		if m.Healthy {
+			continue
+		}
+		if t := since[m.Name]; t == nil || s.now.Sub(t.Time) < 2*unhealthyAfter(s.cluster) {
 			return true
 		}
 	}

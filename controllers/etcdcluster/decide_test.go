@@ -519,3 +519,25 @@ func TestEvenVoterCountQuorum(t *testing.T) {
 		t.Fatalf("quorum %s with 2 of 4 voters up, want %s", h.quorum, quorumSuspect)
 	}
 }
+
+// TestTroubled: a cluster is looked at every stepInterval while a member
+// turned unhealthy lately (or not yet recorded as such), and every
+// healthInterval once the fault is older than twice unhealthyAfter (its
+// times are recorded by then) or nothing is wrong.
+func TestTroubled(t *testing.T) {
+	u := map[string][]func(*memberState){"m-c": {unhealthy}}
+	for _, tc := range []struct {
+		name string
+		s    *scope
+		want bool
+	}{
+		{"healthy", scopeOf(cluster(3), three()...), false},
+		{"unhealthy, not yet in status", scopeOf(cluster(3), three(u)...), true},
+		{"unhealthy for 30s", scopeOf(cluster(3, unhealthyInStatus("m-c", now.Add(-30*time.Second))), three(u)...), true},
+		{"unhealthy for an hour", scopeOf(cluster(3, unhealthyInStatus("m-c", now.Add(-time.Hour))), three(u)...), false},
+	} {
+		if got := tc.s.troubled(); got != tc.want {
+			t.Errorf("%s: troubled = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
