@@ -70,6 +70,8 @@ func TestChaos(t *testing.T) {
 		{"quorum lost for good under ForceNewCluster: loses what it reports", true, chaosQuorumLossForce},
 		{"quorum lost for good under RestoreFromBackup: loses what it reports", false, chaosQuorumLossRestore},
 		{"a ControlPlane replica killed, then upgraded, with clients through the hosted API", false, chaosControlPlane},
+		{"the leading manager killed at each step of a scale 3-5-3", false, chaosOperatorKilled},
+		{"a learner that cannot start, removed after startTimeout", false, chaosLearnerCannotStart},
 	}
 	t.Run("side by side", func(t *testing.T) {
 		for _, sc := range scenarios {
