@@ -2,14 +2,14 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	auditpolicy "k8s.io/apiserver/pkg/audit/policy"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/resources"
 )
 
 // The audit policy is read from the API server (ConfigMaps are not cached).
@@ -42,16 +42,16 @@ func (r *Reconciler) auditPolicy(ctx context.Context, s *scope) ([]map[string][]
 	case err != nil:
 		return nil, err
 	}
-	policy, ok := cm.Data[quorumv1alpha1.AuditPolicyKey]
-	if !ok {
+	data, err := resources.AuditPolicy(cm)
+	if err == nil {
+		return []map[string][]byte{data}, nil
+	}
+	// A policy that cannot be used is the user's to fix: a condition, not
+	// an error of this pass.
+	s.configRefusedReason = reasonAuditPolicyInvalid
+	if errors.Is(err, resources.ErrNoAuditPolicy) {
 		s.configRefusedReason = reasonAuditPolicyNotFound
-		s.configRefused = fmt.Sprintf("apiServer.audit: ConfigMap %s has no key %s", cm.Name, quorumv1alpha1.AuditPolicyKey)
-		return nil, nil
 	}
-	if _, err := auditpolicy.LoadPolicyFromBytes([]byte(policy)); err != nil {
-		s.configRefusedReason = reasonAuditPolicyInvalid
-		s.configRefused = fmt.Sprintf("apiServer.audit: the policy in ConfigMap %s is refused: %v; no replica is created or rolled until it is fixed", cm.Name, err)
-		return nil, nil
-	}
-	return []map[string][]byte{{quorumv1alpha1.AuditPolicyKey: []byte(policy)}}, nil
+	s.configRefused = "apiServer.audit: " + err.Error() + "; no replica is created or rolled until it is fixed"
+	return nil, nil //nolint:nilerr // recorded in the scope as a refusal
 }

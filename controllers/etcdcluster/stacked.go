@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	auditpolicy "k8s.io/apiserver/pkg/audit/policy"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -45,14 +44,11 @@ func (r *Reconciler) decorateStacked(ctx context.Context, ec *quorumv1alpha1.Etc
 		if err := r.Get(ctx, client.ObjectKey{Namespace: ec.Namespace, Name: n}, cm); err != nil {
 			return fmt.Errorf("control plane %s is not ready for its replicas: %w", name, err)
 		}
-		policy, ok := cm.Data[quorumv1alpha1.AuditPolicyKey]
-		if !ok {
-			return fmt.Errorf("control plane %s: ConfigMap %s has no key %s", name, n, quorumv1alpha1.AuditPolicyKey)
+		data, err := resources.AuditPolicy(cm)
+		if err != nil {
+			return fmt.Errorf("control plane %s: %w", name, err)
 		}
-		if _, err := auditpolicy.LoadPolicyFromBytes([]byte(policy)); err != nil {
-			return fmt.Errorf("control plane %s: the audit policy in ConfigMap %s is refused: %w", name, n, err)
-		}
-		secrets = append(secrets, map[string][]byte{quorumv1alpha1.AuditPolicyKey: []byte(policy)})
+		secrets = append(secrets, data)
 	}
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(ec.Namespace), client.MatchingLabels(resources.ControlPlaneLabels(name))); err != nil {
