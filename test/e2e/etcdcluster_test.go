@@ -42,7 +42,7 @@ func TestEtcdCluster(t *testing.T) {
 		t.Run("storage.size grown on a StorageClass that cannot expand: said, nothing breaks", testVolumeCannotGrow)
 		t.Run("NOSPACE from history: compacted, defragmented, disarmed, writes accepted again", testNoSpaceRecovery)
 		t.Run("NOSPACE from live data: said; raising the quota clears it", testNoSpaceLiveData)
-		t.Run("a defragmentation schedule due: every member shrinks, the leader last, no write window over 2s", testScheduledDefrag)
+		t.Run("a defragmentation schedule due: every member shrinks, the leader last, no write window over 5s", testScheduledDefrag)
 		t.Run("paused: a lost pod and volume are not replaced until unpaused", testPaused)
 		t.Run("kubectl quorum: status, backup now, defrag, pause, resume, restore", testKubectlPlugin)
 		t.Run("rotate-ca with a ControlPlane on the cluster, the operator killed mid-way: new CA only, no failure window over 5s", testCARotation)

