@@ -117,17 +117,7 @@ func (w *hostedWorkload) client(ctx context.Context, id, keys int, every time.Du
 		}
 		key := fmt.Sprintf("k%02d", rng.IntN(keys))
 		value := fmt.Sprintf("c%d-%d", id, seq)
-		var in linearizability.Input
-		switch r := rng.IntN(100); {
-		case r < 35:
-			in = linearizability.Input{Op: "put", Key: key, Value: value}
-		case r < 70:
-			in = linearizability.Input{Op: "get", Key: key}
-		case r < 90:
-			in = linearizability.Input{Op: "cas", Key: key, Value: value, Expect: lastRead[key].value}
-		default:
-			in = linearizability.Input{Op: "delete", Key: key}
-		}
+		in := nextOp(rng, key, value, lastRead[key].value)
 		call := time.Now()
 		out, rv, err := w.do(ctx, in, lastRead[key].rv)
 		ret := time.Now()

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/hack/local-cluster/cluster"
@@ -59,21 +57,7 @@ func chaosOperatorKilled(t *testing.T) {
 // for ever; once the node is labelled again the scale-up completes.
 func chaosLearnerCannotStart(t *testing.T) {
 	ns := newNamespace(t, "chaos-stuck")
-	ctx := context.Background()
-	label := "e2e.quorum.dev/" + ns
-	setLabel := func(node string, on bool) {
-		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, label)
-		if on {
-			patch = fmt.Sprintf(`{"metadata":{"labels":{%q:"ok"}}}`, label)
-		}
-		if _, err := kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range cluster.Nodes {
-		setLabel(n.Name, true)
-		t.Cleanup(func() { setLabel(n.Name, false) })
-	}
+	label, setLabel := namespaceNodeLabel(t, ns)
 	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
 		c.Spec.PodTemplate.NodeSelector = map[string]string{label: "ok"}
 		c.Spec.FailurePolicy.StartTimeout = &metav1.Duration{Duration: 30 * time.Second}

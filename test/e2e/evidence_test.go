@@ -285,20 +285,7 @@ func testLearnerThatCannotStart(t *testing.T) {
 	// Members may only run on nodes carrying this namespace's label; the
 	// label on zone-a's node goes before the scale-up, so the learner the
 	// scale-up places there stays Pending.
-	label := "e2e.quorum.dev/" + ns
-	setLabel := func(node string, on bool) {
-		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, label)
-		if on {
-			patch = fmt.Sprintf(`{"metadata":{"labels":{%q:"ok"}}}`, label)
-		}
-		if _, err := kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range cluster.Nodes {
-		setLabel(n.Name, true)
-		t.Cleanup(func() { setLabel(n.Name, false) })
-	}
+	label, setLabel := namespaceNodeLabel(t, ns)
 	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
 		c.Spec.PodTemplate.NodeSelector = map[string]string{label: "ok"}
 		c.Spec.FailurePolicy.StartTimeout = &metav1.Duration{Duration: 30 * time.Second}
@@ -619,4 +606,26 @@ func waitWritesAccepted(t *testing.T, ns string) time.Duration {
 		return err == nil, fmt.Sprint(err)
 	})
 	return time.Since(start)
+}
+
+// namespaceNodeLabel labels every node with a label of ns's own, removed
+// when the test ends, for a cluster whose nodeSelector asks for it; the
+// returned function puts the label on (true) or takes it off a node.
+func namespaceNodeLabel(t *testing.T, ns string) (string, func(node string, on bool)) {
+	t.Helper()
+	label := "e2e.quorum.dev/" + ns
+	setLabel := func(node string, on bool) {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, label)
+		if on {
+			patch = fmt.Sprintf(`{"metadata":{"labels":{%q:"ok"}}}`, label)
+		}
+		if _, err := kube.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range cluster.Nodes {
+		setLabel(n.Name, true)
+		t.Cleanup(func() { setLabel(n.Name, false) })
+	}
+	return label, setLabel
 }

@@ -180,17 +180,7 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		}
 		key := fmt.Sprintf("%sk%02d", w.prefix, rng.IntN(keys))
 		value := fmt.Sprintf("c%d-%d", id, seq)
-		var in linearizability.Input
-		switch r := rng.IntN(100); {
-		case r < 35:
-			in = linearizability.Input{Op: "put", Key: key, Value: value}
-		case r < 70:
-			in = linearizability.Input{Op: "get", Key: key}
-		case r < 90:
-			in = linearizability.Input{Op: "cas", Key: key, Value: value, Expect: lastRead[key]}
-		default:
-			in = linearizability.Input{Op: "delete", Key: key}
-		}
+		in := nextOp(rng, key, value, lastRead[key])
 		call := time.Now()
 		out, rev, err := w.do(ctx, in)
 		ret := time.Now()
@@ -208,6 +198,20 @@ func (w *workload) client(ctx context.Context, id, keys int, every time.Duration
 		}
 		w.record(id, in, out, rev, err, call, ret)
 	}
+}
+
+// nextOp draws the workload's next operation on key: 35% put, 35% get,
+// 20% compare-and-swap against the value last read, 10% delete.
+func nextOp(rng *rand.Rand, key, value, lastRead string) linearizability.Input {
+	switch r := rng.IntN(100); {
+	case r < 35:
+		return linearizability.Input{Op: "put", Key: key, Value: value}
+	case r < 70:
+		return linearizability.Input{Op: "get", Key: key}
+	case r < 90:
+		return linearizability.Input{Op: "cas", Key: key, Value: value, Expect: lastRead}
+	}
+	return linearizability.Input{Op: "delete", Key: key}
 }
 
 // do runs one operation with a 2 s timeout; rev is the revision etcd
