@@ -117,6 +117,12 @@ func startFollowingWriter(t *testing.T, ns, name string) *writer {
 	return w
 }
 
+// midRotation is whether a CA rotation is between its first and last
+// phase: leaves being reissued or the old CA being dropped.
+func midRotation(p quorumv1alpha1.CARotationPhase) bool {
+	return p == quorumv1alpha1.CARotationReissueLeaves || p == quorumv1alpha1.CARotationDropOldCA
+}
+
 // servedCertificate is the certificate a member serves its clients.
 func servedCertificate(t *testing.T, ns, member string) *x509.Certificate {
 	t.Helper()
@@ -194,9 +200,13 @@ func testCARotation(t *testing.T) {
 				}
 			}
 		}
-		if !killed && rot.Phase == quorumv1alpha1.CARotationReissueLeaves && killLeadingManager(t) {
+		// Killed once either rotation is past trusting both CAs and not
+		// done; tried again at every look, since another case side by side
+		// may have killed the lease's holder just before (the delete then
+		// finds no pod).
+		if !killed && (midRotation(rot.Phase) || midRotation(cpRot.Phase)) && killLeadingManager(t) {
 			killed = true
-			t.Logf("killed the operator in phase %s", rot.Phase)
+			t.Logf("killed the operator: EtcdCluster in phase %s, ControlPlane in phase %s", rot.Phase, cpRot.Phase)
 		}
 		done := rot.Phase == quorumv1alpha1.CARotationCompleted && c.Status.PendingChange == nil && cpRot.Phase == quorumv1alpha1.CARotationCompleted
 		return done, fmt.Sprintf("%+v; ControlPlane %+v; %s", rot, cpRot, conditionSummary(c))
