@@ -22,6 +22,7 @@ import (
 	"quorum.dev/quorum/hack/local-cluster/cluster"
 	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/resources"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // statusWatch follows an EtcdCluster's status while a fault is injected
@@ -288,9 +289,16 @@ func testLearnerThatCannotStart(t *testing.T) {
 	label, setLabel := namespaceNodeLabel(t, ns)
 	newEtcdCluster(t, ns, "main", 3, func(c *quorumv1alpha1.EtcdCluster) {
 		c.Spec.PodTemplate.NodeSelector = map[string]string{label: "ok"}
-		c.Spec.FailurePolicy.StartTimeout = &metav1.Duration{Duration: 30 * time.Second}
 	})
 	before := waitHealthy(t, ns, "main", 3, 4*time.Minute)
+	// The 30 s bound comes once the cluster is up: bootstrapping under the
+	// whole suite on two cores, a learner's volume provisioning and first
+	// mount have taken longer than that, and the operator rightly undid
+	// those learners again and again.
+	patch := []byte(`{"spec":{"failurePolicy":{"startTimeout":"30s"}}}`)
+	if err := crClient(t).Patch(ctx, &quorumv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"}}, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
 	w := startWriter(t, ns, "main")
 	setLabel("node-a", false)
 

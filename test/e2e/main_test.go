@@ -119,6 +119,18 @@ func waitPodPhase(t *testing.T, ns, name string, phase corev1.PodPhase, timeout 
 	return pod
 }
 
+// waitNodeReady waits for a node to report Ready.
+func waitNodeReady(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, name+" Ready", timeout, func() (bool, string) {
+		ready, err := cluster.NodeReady(context.Background(), kube, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ready, "NotReady"
+	})
+}
+
 // waitPodReady waits for a pod to be Running and Ready.
 func waitPodReady(t *testing.T, ns, name string, timeout time.Duration) *corev1.Pod {
 	t.Helper()

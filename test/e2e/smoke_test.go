@@ -183,13 +183,7 @@ func TestSmoke(t *testing.T) {
 			t.Fatal(err)
 		}
 		started := time.Now()
-		eventually(t, "node-b Ready again", 90*time.Second, func() (bool, string) {
-			ready, err := cluster.NodeReady(ctx, kube, "node-b")
-			if err != nil {
-				return false, err.Error()
-			}
-			return ready, "NotReady"
-		})
+		waitNodeReady(t, "node-b", 90*time.Second)
 		t.Logf("node-b Ready %s after the start", time.Since(started).Round(100*time.Millisecond))
 		// Its pod comes back too: the kubelet restarts what it was running.
 		waitPodReady(t, ns, "web-zone-b", 2*time.Minute)
