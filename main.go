@@ -132,6 +132,7 @@ func main() {
 		PodLogs:           podLogs,
 		NetworkPolicies:   etcdNetPols,
 		OperatorNamespace: os.Getenv("POD_NAMESPACE"),
+		APIReader:         mgr.GetAPIReader(),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the EtcdCluster controller")
 		os.Exit(1)

@@ -50,6 +50,10 @@ type Reconciler struct {
 	// port.
 	NetworkPolicies   bool
 	OperatorNamespace string
+	// APIReader reads from the API server, not the cache: a step that acts
+	// on what the cache says of another kind of object (a volume seen from
+	// a pod's event) checks it there first. Nil reads through the client.
+	APIReader client.Reader
 }
 
 // Requeue intervals: etcd health is not something Kubernetes watches, so a

@@ -1111,3 +1111,43 @@ func TestEtcdClusterForeignClientCertificate(t *testing.T) {
 		t.Fatal("a foreign client certificate was replaced: the operator's own trouble must stay visible")
 	}
 }
+
+// TestRecreatePodChecksTheVolume: a member's pod is recreated from its
+// volume only if the API server (not the cache, where a pod's deletion can
+// arrive before its volume's) says the volume is not being deleted.
+func TestRecreatePodChecksTheVolume(t *testing.T) {
+	c, ns := threeMembers(t, "recreate")
+	ctx := context.Background()
+	ec := &quorumv1alpha1.EtcdCluster{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "main"}, ec); err != nil {
+		t.Fatal(err)
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.PVCName("main-a"), Finalizers: []string{"e2e.quorum.dev/hold"}},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+	}
+	if err := c.Create(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pvc.Finalizers = nil
+		_ = c.Update(context.Background(), pvc)
+	})
+	if err := c.Delete(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	// The scope holds the volume as a stale cache would: not being deleted.
+	stale := pvc.DeepCopy()
+	stale.DeletionTimestamp = nil
+	s := &scope{cluster: ec, now: time.Now(), members: map[string]*memberState{
+		"main-a": {Name: "main-a", Zone: "zone-a", InEtcd: true, ID: 1, PVC: stale, NodeReady: true},
+	}}
+	r := &Reconciler{Base: reconciler.Base{Client: c}, APIReader: c}
+	if err := r.recreatePod(ctx, s, action{kind: actRecreatePod, member: "main-a", zone: "zone-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "main-a"}, &corev1.Pod{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a pod was made on a volume being deleted: %v", err)
+	}
+}

@@ -331,6 +331,21 @@ func (r *Reconciler) deleteFailedPod(ctx context.Context, s *scope, a action) er
 // recreatePod brings back the pod of a member whose data is intact.
 func (r *Reconciler) recreatePod(ctx context.Context, s *scope, a action) error {
 	m := s.members[a.member]
+	// The pod's deletion and its volume's can reach the cache in either
+	// order: a volume being deleted with its pod must not get a new pod
+	// (it would hold the volume in Terminating and run a member whose
+	// data goes at its next restart). The API server says.
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	pvc := &corev1.PersistentVolumeClaim{}
+	if err := reader.Get(ctx, client.ObjectKey{Namespace: s.cluster.Namespace, Name: resources.PVCName(a.member)}, pvc); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if pvc.DeletionTimestamp != nil {
+		return nil
+	}
 	if err := r.createMemberPod(ctx, s, a.member, a.zone, m.PodVersionOr(knownVersion(s)), false); err != nil {
 		return err
 	}
