@@ -17,12 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/hack/local-cluster/cluster"
 	"quorum.dev/quorum/internal/pki"
 	"quorum.dev/quorum/internal/resources"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // statusWatch follows an EtcdCluster's status while a fault is injected
