@@ -4,7 +4,7 @@
 #
 #   hack/build-binaries.sh [component ...]
 #
-# Components: kube-apiserver kube-controller-manager kube-scheduler kubelet
+# Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kubeadm
 # kube-proxy kubectl etcd etcdctl etcdutl, and the local cluster's add-ons
 # coredns versitygw local-path-provisioner, promtool (Prometheus's rule
 # tester), helm, previous-etcd (v3.6.15 into bin/k8s/v3.6.15, for the
@@ -65,7 +65,7 @@ k8s_ldflags=$(ldflags_for "$k8s_version")
 
 for c in "${components[@]}"; do
 	case $c in
-	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl)
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl | kubeadm)
 		build "$c" kubernetes "k8s.io/kubernetes/cmd/$c" "$k8s_version" "$k8s_ldflags" ;;
 	previous-control-plane)
 		for b in kube-apiserver kube-controller-manager kube-scheduler; do

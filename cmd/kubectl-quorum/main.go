@@ -7,6 +7,7 @@
 //	kubectl quorum restore --from BACKUP [--snapshot NAME] [--replicas N] NEW-CLUSTER [--wait 10m]
 //	kubectl quorum defrag CLUSTER [--wait 10m]
 //	kubectl quorum pause|resume [etcdcluster|controlplane|etcdbackup] NAME
+//	kubectl quorum join-command CONTROLPLANE [--ttl 24h] [--server URL]
 //
 // Every command takes -n/--namespace, --kubeconfig and --context.
 package main
@@ -40,6 +41,9 @@ const usage = `kubectl quorum: Quorum's etcd clusters and control planes, from k
   defrag CLUSTER                              defragment every member, the leader last
   pause|resume [KIND] NAME                    stop or restart every change (KIND: etcdcluster,
                                              controlplane, etcdbackup; etcdcluster by default)
+  join-command CONTROLPLANE [--ttl 24h]       a bootstrap token in the hosted cluster and the
+               [--server URL]                kubeadm join command a node runs with it
+                                             (--server: how to reach the hosted API from here)
 
 Flags: -n/--namespace, --kubeconfig, --context; --wait DURATION (backup, restore,
 defrag) waits until done, 0 returns at once.
@@ -55,9 +59,9 @@ func main() {
 // options are the flags, wherever they sit among the arguments.
 type options struct {
 	namespace, kubeconfig, context string
-	like, from, snapshot           string
+	like, from, snapshot, server   string
 	replicas                       int32
-	wait                           time.Duration
+	wait, ttl                      time.Duration
 	args                           []string
 }
 
@@ -65,7 +69,7 @@ func parse(args []string) (options, error) {
 	o := options{wait: -1}
 	valued := map[string]*string{
 		"-n": &o.namespace, "--namespace": &o.namespace, "--kubeconfig": &o.kubeconfig, "--context": &o.context,
-		"--like": &o.like, "--from": &o.from, "--snapshot": &o.snapshot,
+		"--like": &o.like, "--from": &o.from, "--snapshot": &o.snapshot, "--server": &o.server,
 	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -97,6 +101,12 @@ func parse(args []string) (options, error) {
 				return o, fmt.Errorf("--wait %q: want a duration such as 5m, or 0", value)
 			}
 			o.wait = d
+		case "--ttl":
+			d, err := time.ParseDuration(value)
+			if err != nil || d <= 0 {
+				return o, fmt.Errorf("--ttl %q: want a duration such as 24h", value)
+			}
+			o.ttl = d
 		default:
 			p, ok := valued[name]
 			if !ok {
@@ -144,6 +154,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return defrag(ctx, c, ns, rest[0], o, out)
 	case "pause", "resume":
 		return pause(ctx, c, ns, rest, cmd == "pause", out)
+	case "join-command":
+		if len(rest) != 1 {
+			return fmt.Errorf("usage: kubectl quorum join-command CONTROLPLANE [--ttl 24h] [--server URL]")
+		}
+		return joinCommand(ctx, c, ns, rest[0], o, out)
 	}
 	return fmt.Errorf("unknown command %q; kubectl quorum --help lists them", cmd)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,10 @@ func TestParse(t *testing.T) {
 	if o, _ := parse([]string{"defrag", "main"}); o.wait != -1 {
 		t.Fatalf("no --wait: %v, want -1 (the command's own default)", o.wait)
 	}
-	for _, bad := range [][]string{{"status", "--namespace"}, {"status", "--replicas", "two"}, {"status", "--wait", "soon"}, {"status", "--frobnicate", "x"}} {
+	if o, err := parse([]string{"join-command", "tenant", "--ttl", "2h", "--server", "https://10.0.0.1:6443"}); err != nil || o.ttl != 2*time.Hour || o.server != "https://10.0.0.1:6443" {
+		t.Fatalf("join-command flags: %+v %v", o, err)
+	}
+	for _, bad := range [][]string{{"status", "--namespace"}, {"status", "--replicas", "two"}, {"status", "--wait", "soon"}, {"status", "--frobnicate", "x"}, {"join-command", "x", "--ttl", "0s"}} {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("parse(%q) accepted", bad)
 		}
@@ -103,5 +107,22 @@ func TestRenderEtcdCluster(t *testing.T) {
 		if !strings.Contains(out, m) {
 			t.Errorf("no member line %q:\n%s", m, out)
 		}
+	}
+}
+
+// TestRandomToken: kubeadm's token shape ([a-z0-9]{6}.[a-z0-9]{16}), and
+// no two alike.
+func TestRandomToken(t *testing.T) {
+	shape := regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		tok := randomToken(6) + "." + randomToken(16)
+		if !shape.MatchString(tok) {
+			t.Fatalf("token %q", tok)
+		}
+		if seen[tok] {
+			t.Fatalf("token %q twice", tok)
+		}
+		seen[tok] = true
 	}
 }

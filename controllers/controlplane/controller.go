@@ -43,9 +43,9 @@ type Reconciler struct {
 	// super-admin's, to make the RBAC bindings); nil dials the endpoint
 	// Service's DNS name.
 	Hosted func(ctx context.Context, cp *quorumv1alpha1.ControlPlane, kubeconfig []byte) (kubernetes.Interface, error)
-	// rbacDone remembers the control planes whose hosted RBAC this process
-	// made.
-	rbacDone sync.Map // types.UID -> true
+	// rbacDone remembers the control planes whose hosted RBAC and join
+	// objects this process made, with the join objects' fingerprint.
+	rbacDone sync.Map // types.UID -> string
 
 	// created remembers, per control plane, the replica pod this process
 	// last created until the cache shows it: a pass on a cache that does

@@ -17,6 +17,7 @@ import (
 
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -266,6 +267,7 @@ func TestControlPlaneObjects(t *testing.T) {
 		!slices.Equal(role.Rules[0].ResourceNames, []string{"kube-controller-manager", "kube-scheduler"}) {
 		t.Errorf("the operator's Role: %+v %v", role, err)
 	}
+	assertJoinObjects(t, c, cs, ns, "tenant")
 
 	if len(counter.Take()) == 0 {
 		t.Fatal("the counter saw no write while the control plane was built: it counts nothing")
@@ -802,4 +804,109 @@ func TestControlPlaneEncryptionKeyRotation(t *testing.T) {
 	if again, ann := keysNow(); len(again) != 1 || again[0].Name != after[0].Name || ann[annotationKeyRotationPhase] != "" {
 		t.Fatalf("a rotation started again on the same value: %v %v", again, ann)
 	}
+}
+
+// assertJoinObjects (issue 16): what kubeadm join reads is in the hosted
+// API: cluster-info holds the admin kubeconfig's server and CA and no
+// credential, anyone may read it; kubeadm-config and kubelet-config name
+// this control plane's version, endpoint and DNS, and only nodes and
+// bootstrap tokens may read them; a bootstrap token may ask for a node
+// certificate, which is approved, and may look up nodes. Checked with
+// SubjectAccessReviews against the real RBAC authorizer.
+func assertJoinObjects(t *testing.T, c client.Client, cs kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	admin := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.KubeconfigSecretName(name, resources.KubeconfigAdmin)}, admin); err != nil {
+		t.Fatal(err)
+	}
+	adminCfg, err := clientcmd.Load(admin.Data[resources.KubeconfigKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCluster := adminCfg.Clusters[adminCfg.Contexts[adminCfg.CurrentContext].Cluster]
+	cp := &quorumv1alpha1.ControlPlane{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
+		t.Fatal(err)
+	}
+
+	info, err := cs.CoreV1().ConfigMaps("kube-public").Get(ctx, resources.ClusterInfoConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	infoCfg, err := clientcmd.Load([]byte(info.Data[resources.ClusterInfoKey]))
+	if err != nil {
+		t.Fatalf("cluster-info's kubeconfig: %v", err)
+	}
+	if cl := infoCfg.Clusters[""]; cl == nil || cl.Server != adminCluster.Server || string(cl.CertificateAuthorityData) != string(adminCluster.CertificateAuthorityData) {
+		t.Errorf("cluster-info's cluster %+v, want the admin kubeconfig's server %s and CA", infoCfg.Clusters, adminCluster.Server)
+	}
+	if len(infoCfg.AuthInfos) != 0 {
+		t.Errorf("cluster-info carries credentials: %v", infoCfg.AuthInfos)
+	}
+	kubeadmCfg, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, resources.KubeadmConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := kubeadmCfg.Data[resources.KubeadmClusterConfigKey]
+	for _, want := range []string{"kind: ClusterConfiguration", "kubernetesVersion: " + cp.Spec.Version, "controlPlaneEndpoint: " + strings.TrimPrefix(adminCluster.Server, "https://"), "external:"} {
+		if !strings.Contains(cc, want) {
+			t.Errorf("kubeadm-config's ClusterConfiguration lacks %q:\n%s", want, cc)
+		}
+	}
+	kubeletCfg, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, resources.KubeletConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: KubeletConfiguration", "- 10.96.0.10", "mode: Webhook"} {
+		if !strings.Contains(kubeletCfg.Data[resources.KubeletConfigKey], want) {
+			t.Errorf("kubelet-config lacks %q:\n%s", want, kubeletCfg.Data[resources.KubeletConfigKey])
+		}
+	}
+
+	token := authorizationUser{name: "system:bootstrap:abcdef", groups: []string{resources.NodeBootstrapGroup, "system:authenticated"}}
+	node := authorizationUser{name: "system:node:worker-1", groups: []string{"system:nodes", "system:authenticated"}}
+	anonymous := authorizationUser{name: "system:anonymous", groups: []string{"system:unauthenticated"}}
+	stranger := authorizationUser{name: "someone", groups: []string{"system:authenticated"}}
+	for _, check := range []struct {
+		who                                      authorizationUser
+		verb, group, resource, namespace, object string
+		subresource                              string
+		want                                     bool
+	}{
+		{anonymous, "get", "", "configmaps", "kube-public", "cluster-info", "", true},
+		{anonymous, "get", "", "configmaps", "kube-system", "kubeadm-config", "", false},
+		{token, "get", "", "configmaps", "kube-system", "kubeadm-config", "", true},
+		{token, "get", "", "configmaps", "kube-system", "kubelet-config", "", true},
+		{node, "get", "", "configmaps", "kube-system", "kubelet-config", "", true},
+		{stranger, "get", "", "configmaps", "kube-system", "kubeadm-config", "", false},
+		{token, "get", "", "nodes", "", "worker-1", "", true},
+		{token, "create", "certificates.k8s.io", "certificatesigningrequests", "", "", "", true},
+		{token, "create", "certificates.k8s.io", "certificatesigningrequests", "", "", "nodeclient", true},
+		{node, "create", "certificates.k8s.io", "certificatesigningrequests", "", "", "selfnodeclient", true},
+		{token, "list", "", "secrets", "kube-system", "", "", false},
+	} {
+		got := allowed(t, cs, check.who, check.verb, check.group, check.resource, check.subresource, check.namespace, check.object)
+		if got != check.want {
+			t.Errorf("%s %s %s/%s %s in %q: allowed %v, want %v", check.who.name, check.verb, check.resource, check.subresource, check.object, check.namespace, got, check.want)
+		}
+	}
+}
+
+type authorizationUser struct {
+	name   string
+	groups []string
+}
+
+// allowed asks the API server's authorizer.
+func allowed(t *testing.T, cs kubernetes.Interface, who authorizationUser, verb, group, resource, subresource, namespace, name string) bool {
+	t.Helper()
+	review, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{User: who.name, Groups: who.groups, ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Verb: verb, Group: group, Resource: resource, Subresource: subresource, Namespace: namespace, Name: name}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return review.Status.Allowed
 }

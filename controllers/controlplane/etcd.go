@@ -74,7 +74,7 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) (*etcdCredential
 			return nil, resources.EtcdAccess{}, err
 		}
 		s.etcd = etcdClusterState(ec)
-		access := resources.EtcdAccess{Servers: fmt.Sprintf("https://%s.%s.svc:%d", resources.ClientServiceName(name), cp.Namespace, resources.ClientPort)}
+		access := resources.EtcdAccess{Servers: resources.EtcdServers(cp)}
 		creds, err := r.etcdClusterCredentials(ctx, ec)
 		if creds == nil && err == nil {
 			s.etcd = etcdState{reason: "EtcdCredentialsUnavailable", message: fmt.Sprintf("EtcdCluster %s has no CA or client certificate Secret yet", name)}
@@ -99,7 +99,7 @@ func (r *Reconciler) observeEtcd(ctx context.Context, s *scope) (*etcdCredential
 		}
 		creds := &etcdCredentials{CACert: secret.Data["ca.crt"], Cert: secret.Data["tls.crt"], Key: secret.Data["tls.key"]}
 		s.etcd = r.probeExternal(ctx, ext.Endpoints, creds)
-		return creds, resources.EtcdAccess{Servers: strings.Join(ext.Endpoints, ",")}, nil
+		return creds, resources.EtcdAccess{Servers: resources.EtcdServers(cp)}, nil
 	}
 }
 

@@ -55,11 +55,17 @@ func ensureHostedRBAC(ctx context.Context, cs kubernetes.Interface) error {
 	return err
 }
 
-// hostedRBAC makes the bindings once per control plane and process (again
-// when the operator's credential is refused): applying them is idempotent,
-// and the super-admin credential is not used on every pass.
+// hostedRBAC makes the bindings and the objects kubeadm join reads once
+// per control plane and process, and again when those objects' contents
+// change (a new CA bundle, endpoint or version) or the operator's
+// credential is refused: applying them is idempotent, and the super-admin
+// credential is not used on every pass.
 func (r *Reconciler) hostedRBAC(ctx context.Context, cp *quorumv1alpha1.ControlPlane, kubeconfigs map[string][]byte, refused bool) error {
-	if _, done := r.rbacDone.Load(cp.UID); done && !refused {
+	join, err := desiredJoinObjects(cp, kubeconfigs[resources.KubeconfigAdmin])
+	if err != nil {
+		return err
+	}
+	if done, ok := r.rbacDone.Load(cp.UID); ok && done == join.fingerprint() && !refused {
 		return nil
 	}
 	cs, err := r.hosted(ctx, cp, kubeconfigs[resources.KubeconfigSuperAdmin])
@@ -69,7 +75,10 @@ func (r *Reconciler) hostedRBAC(ctx context.Context, cp *quorumv1alpha1.ControlP
 	if err := ensureHostedRBAC(ctx, cs); err != nil {
 		return fmt.Errorf("making the hosted cluster's RBAC bindings: %w", err)
 	}
-	r.rbacDone.Store(cp.UID, true)
+	if err := ensureJoinObjects(ctx, cs, join); err != nil {
+		return fmt.Errorf("making what kubeadm join reads in the hosted cluster: %w", err)
+	}
+	r.rbacDone.Store(cp.UID, join.fingerprint())
 	return nil
 }
 

@@ -291,8 +291,10 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		"service-account-signing-key-file":   pkiDir + "/" + PKIServiceAccountKey,
 		"service-cluster-ip-range":           cidr,
 		"authorization-mode":                 "Node,RBAC",
-		"enable-admission-plugins":           "NodeRestriction",
-		"allow-privileged":                   "true",
+		// Nodes join with kubeadm's bootstrap tokens (kube-system Secrets).
+		"enable-bootstrap-token-auth": "true",
+		"enable-admission-plugins":    "NodeRestriction",
+		"allow-privileged":            "true",
 		// On SIGTERM, /readyz fails at once and requests are still served
 		// for this long, so the endpoint drains a replica before it stops.
 		"shutdown-delay-duration": "5s",

@@ -396,6 +396,7 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	assertEncryptedAtRest(t, kubeconfig, ns, "etcd")
 	assertReservedFlagsRefused(t, ns, "tenant")
 	assertCredentials(t, cp)
+	assertJoinPath(t, cp)
 	// The rotation rolled every replica: the control plane as it is now.
 	cp = rotateEncryptionKey(t, kubeconfig, ns, "tenant", "etcd")
 

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,12 +22,6 @@ import (
 // the keys.
 func testKubectlPlugin(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "kubectl-quorum"), "./cmd/kubectl-quorum")
-	build.Dir = local.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v: %s", err, out)
-	}
 	ns := newNamespace(t, "plugin")
 	s3Server(t, ns, "etcd-backups")
 	newEtcdCluster(t, ns, "main", 3)
@@ -34,17 +30,7 @@ func testKubectlPlugin(t *testing.T) {
 	create(t, s3Backup(ns, "daily", "main", "etcd-backups", "s3-credentials", func(b *quorumv1alpha1.EtcdBackup) { b.Spec.Schedule = "0 3 * * *" }))
 	before := putKeys(t, etcdClient(t, ns, "main"), "/plugin/", 300)
 
-	quorum := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(local.Kubectl(), append([]string{"quorum", "-n", ns}, args...)...)
-		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "KUBECONFIG="+local.Kubeconfig())
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl quorum %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		t.Logf("kubectl quorum %s:\n%s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	quorum := quorumPlugin(t, ns)
 	mustSay := func(out string, says ...string) {
 		t.Helper()
 		for _, s := range says {
@@ -98,5 +84,43 @@ func testKubectlPlugin(t *testing.T) {
 	}
 	if v := getCluster(t, ns, "restored").Spec.Version; v != cluster.EtcdVersion {
 		t.Fatalf("the restored cluster runs %q, want the source's %s", v, cluster.EtcdVersion)
+	}
+}
+
+var plugin struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// quorumPlugin builds `kubectl-quorum` once per run and gives a function
+// that runs `kubectl quorum -n ns ARGS...` as a user would, kubectl
+// finding the plugin on PATH; it fails the test when the command fails.
+func quorumPlugin(t *testing.T, ns string) func(args ...string) string {
+	t.Helper()
+	plugin.once.Do(func() {
+		plugin.dir, plugin.err = os.MkdirTemp("", "kubectl-quorum-")
+		if plugin.err != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(plugin.dir, "kubectl-quorum"), "./cmd/kubectl-quorum")
+		build.Dir = local.Root
+		if out, err := build.CombinedOutput(); err != nil {
+			plugin.err = fmt.Errorf("building the plugin: %w: %s", err, out)
+		}
+	})
+	if plugin.err != nil {
+		t.Fatal(plugin.err)
+	}
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(local.Kubectl(), append([]string{"quorum", "-n", ns}, args...)...)
+		cmd.Env = append(os.Environ(), "PATH="+plugin.dir+":"+os.Getenv("PATH"), "KUBECONFIG="+local.Kubeconfig())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl quorum %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("kubectl quorum %s:\n%s", strings.Join(args, " "), out)
+		return string(out)
 	}
 }
