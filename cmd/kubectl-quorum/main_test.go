@@ -1,7 +1,6 @@
 package main
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,22 +106,5 @@ func TestRenderEtcdCluster(t *testing.T) {
 		if !strings.Contains(out, m) {
 			t.Errorf("no member line %q:\n%s", m, out)
 		}
-	}
-}
-
-// TestRandomToken: kubeadm's token shape ([a-z0-9]{6}.[a-z0-9]{16}), and
-// no two alike.
-func TestRandomToken(t *testing.T) {
-	shape := regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
-	seen := map[string]bool{}
-	for i := 0; i < 1000; i++ {
-		tok := randomToken(6) + "." + randomToken(16)
-		if !shape.MatchString(tok) {
-			t.Fatalf("token %q", tok)
-		}
-		if seen[tok] {
-			t.Fatalf("token %q twice", tok)
-		}
-		seen[tok] = true
 	}
 }
