@@ -12,6 +12,9 @@
 //	local-cluster heal-node NODE           bring the link back
 //	local-cluster kill-container NS/POD CONTAINER
 //	local-cluster deploy-quorum            rebuild Quorum's image and roll it out
+//	local-cluster join-node NAME --control-plane NAMESPACE/NAME
+//	                                       a tenant node joined to a hosted ControlPlane with kubeadm join
+//	local-cluster remove-node NAME         stop a tenant node, delete its Node, remove what it made
 //
 // NODE is node-a, node-b or node-c (or its zone, zone-b).
 package main
@@ -35,7 +38,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: local-cluster up|down|status|stop-node|start-node|cut-node|heal-node|kill-container|deploy-quorum")
+		return fmt.Errorf("usage: local-cluster up|down|status|stop-node|start-node|cut-node|heal-node|kill-container|deploy-quorum|join-node|remove-node")
 	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the local cluster makes network namespaces, cgroups and mounts: run it as root")
@@ -116,6 +119,21 @@ func run(args []string) error {
 			return err
 		}
 		return c.DeployQuorum(ctx, cs)
+	case "join-node":
+		if len(args) != 4 || args[2] != "--control-plane" {
+			return fmt.Errorf("usage: local-cluster join-node NAME --control-plane NAMESPACE/NAME")
+		}
+		took, err := c.JoinNode(ctx, args[1], args[3])
+		if err != nil {
+			return err
+		}
+		fmt.Printf("tenant node %s joined ControlPlane %s and is Ready (%s after join-node)\n", args[1], args[3], round(took))
+		return nil
+	case "remove-node":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: local-cluster remove-node NAME")
+		}
+		return c.RemoveNode(ctx, args[1])
 	default:
 		return fmt.Errorf("unknown command %q", args[0])
 	}

@@ -62,6 +62,10 @@ type Node struct {
 	IP      string // its address on the bridge
 	PodCIDR string // the pods' subnet on this node
 	index   int
+	// tenant is true for a node of a hosted control plane (join-node):
+	// its namespace, link, cgroups and state are named apart from the
+	// management nodes'.
+	tenant bool
 }
 
 // Nodes are the three worker nodes, one per zone.
@@ -72,15 +76,30 @@ var Nodes = []Node{
 }
 
 // Netns is the name of the node's network namespace.
-func (n Node) Netns() string { return netnsPrefix + n.Name }
+func (n Node) Netns() string {
+	if n.tenant {
+		return netnsPrefix + "t-" + n.Name
+	}
+	return netnsPrefix + n.Name
+}
 
 // hostVeth is the host end of the node's link to the bridge; taking it down
 // cuts the node off the network.
-func (n Node) hostVeth() string { return "q-" + n.Name }
+func (n Node) hostVeth() string {
+	if n.tenant {
+		return fmt.Sprintf("q-t%d", n.index)
+	}
+	return "q-" + n.Name
+}
 
 // cgroupRoot is the kubelet's cgroup root for this node, in every v1
 // hierarchy.
-func (n Node) cgroupRoot() string { return "/quorum-" + n.Name }
+func (n Node) cgroupRoot() string {
+	if n.tenant {
+		return "/quorum-t-" + n.Name
+	}
+	return "/quorum-" + n.Name
+}
 
 // Cluster is a local cluster rooted in a repository checkout.
 type Cluster struct {
@@ -153,6 +172,9 @@ func (c *Cluster) path(parts ...string) string {
 }
 
 func (c *Cluster) nodeDir(n Node, parts ...string) string {
+	if n.tenant {
+		return c.path(append([]string{tenantNodesDir, n.Name}, parts...)...)
+	}
 	return c.path(append([]string{n.Name}, parts...)...)
 }
 

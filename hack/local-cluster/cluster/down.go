@@ -19,6 +19,15 @@ import (
 // state. The build caches (bin/, .local/images, .local/bin) stay.
 func (c *Cluster) Down() error {
 	var errs []error
+	tenants, err := c.TenantNodes()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for name := range tenants {
+		if err := c.removeTenantNode(context.Background(), name, false); err != nil {
+			errs = append(errs, fmt.Errorf("tenant node %s: %w", name, err))
+		}
+	}
 	for _, n := range Nodes {
 		if err := c.StopNode(n.Name); err != nil {
 			errs = append(errs, err)
@@ -60,7 +69,12 @@ func daemonNames() []string {
 func (c *Cluster) Status(ctx context.Context) string {
 	var b strings.Builder
 	running := 0
-	for _, name := range daemonNames() {
+	names := daemonNames()
+	tenants, _ := c.TenantNodes()
+	for name := range tenants {
+		names = append(names, "containerd-"+name, "kubelet-"+name)
+	}
+	for _, name := range names {
 		if pid, alive := c.pid(name); alive {
 			running++
 			fmt.Fprintf(&b, "  %-28s running (pid %d)\n", name, pid)

@@ -70,6 +70,16 @@ func (c *Cluster) startKubeletAndProxy(n Node) error {
 const labelZone = "topology.kubernetes.io/zone"
 
 func (c *Cluster) writeNodeConfig(n Node) error {
+	if err := c.writeRuntimeConfig(n); err != nil {
+		return err
+	}
+	return c.writeKubeletAndProxyConfig(n)
+}
+
+// writeRuntimeConfig writes a node's CNI and containerd configurations and
+// the cluster's empty resolv.conf: what any node runs containers with,
+// whichever cluster its kubelet is in.
+func (c *Cluster) writeRuntimeConfig(n Node) error {
 	cni := fmt.Sprintf(`{
   "cniVersion": "0.4.0",
   "name": "quorum-%[1]s",
@@ -141,10 +151,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 		return err
 	}
 
+	return writeFile(c.path("resolv.conf"), []byte("# the local cluster has no upstream DNS\n"), 0o644)
+}
+
+// writeKubeletAndProxyConfig writes a management node's kubelet and
+// kube-proxy configurations.
+func (c *Cluster) writeKubeletAndProxyConfig(n Node) error {
 	resolv := c.path("resolv.conf")
-	if err := writeFile(resolv, []byte("# the local cluster has no upstream DNS\n"), 0o644); err != nil {
-		return err
-	}
 	// imageGCHighThresholdPercent 100: images exist only locally and must
 	// never be garbage collected. failCgroupV1 false: these machines run
 	// cgroup v1 (hybrid). nodeLeaseDurationSeconds 10 with the
