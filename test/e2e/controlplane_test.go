@@ -491,6 +491,8 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	if out != "before" {
 		t.Errorf("an object written before the upgrade reads %q", out)
 	}
+	// (issue 16 a) A node joins the upgraded cluster.
+	assertNodeJoins(t, cp, kubeconfig)
 
 	// Two minor versions down is refused in a condition; nothing moves.
 	before := replicaNames(getControlPlane(t, ns, "tenant"))

@@ -21,12 +21,14 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/hack/local-cluster/cluster"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -177,4 +179,63 @@ func secretData(t *testing.T, ns, name string) []byte {
 		t.Fatal(err)
 	}
 	return s.Data[resources.KubeconfigKey]
+}
+
+// assertNodeJoins (issue 16 a): a tenant node of the local cluster joins
+// the hosted cluster with the real kubeadm join (local-cluster
+// join-node), is Ready there, runs a Deployment's pod, and the hosted
+// API serves that pod's logs and an exec into it (the apiservers reach the
+// node's kubelet with their kubelet client, bound to
+// system:kubelet-api-admin).
+func assertNodeJoins(t *testing.T, cp *quorumv1alpha1.ControlPlane, kubeconfig string) {
+	t.Helper()
+	ctx := context.Background()
+	node := "worker-" + cp.Namespace[strings.LastIndex(cp.Namespace, "-")+1:]
+	took, err := local.JoinNode(ctx, node, cp.Namespace+"/"+cp.Name)
+	t.Cleanup(func() {
+		if err := local.RemoveNode(context.Background(), node); err != nil {
+			t.Errorf("remove-node %s: %v", node, err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("join-node %s: %v", node, err)
+	}
+	t.Logf("tenant node %s Ready %s after join-node", node, took.Round(100*time.Millisecond))
+
+	hostedKubectl(t, kubeconfig, "create", "namespace", "e2e-workload")
+	hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "create", "deployment", "hello", "--image", cluster.BusyboxImage, "--",
+		"sh", "-c", "echo hello from the tenant node; exec sleep 3600")
+	hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "patch", "deployment", "hello", "--type", "merge", "-p",
+		`{"spec":{"template":{"spec":{"nodeSelector":{"kubernetes.io/hostname":"`+node+`"}}}}}`)
+	hosted := hostedClientset(t, kubeconfig)
+	var pod string
+	eventually(t, "the Deployment's pod Running on "+node, 3*time.Minute, func() (bool, string) {
+		pods, err := hosted.CoreV1().Pods("e2e-workload").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			if p.Spec.NodeName == node && p.Status.Phase == "Running" && p.DeletionTimestamp == nil {
+				pod = p.Name
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d pods: %v", len(pods.Items), podPhases(pods.Items))
+	})
+	eventually(t, "the pod's logs through the hosted API", time.Minute, func() (bool, string) {
+		out, err := exec.Command(local.Kubectl(), "--kubeconfig", kubeconfig, "--request-timeout=20s", "-n", "e2e-workload", "logs", pod).CombinedOutput()
+		return err == nil && strings.Contains(string(out), "hello from the tenant node"), string(out)
+	})
+	if out := hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "exec", pod, "--", "sh", "-c", "echo exec on $(hostname)"); !strings.Contains(out, "exec on "+pod) {
+		t.Fatalf("kubectl exec through the hosted API: %q", out)
+	}
+	t.Logf("a Deployment's pod ran on %s; logs and exec through the hosted endpoint work", node)
+}
+
+func podPhases(pods []corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.Name+"@"+p.Spec.NodeName+"="+string(p.Status.Phase))
+	}
+	return out
 }
