@@ -5,7 +5,8 @@
 #   hack/build-binaries.sh [component ...]
 #
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kubeadm
-# kube-proxy kubectl etcd etcdctl etcdutl, and the local cluster's add-ons
+# kube-proxy kubectl etcd etcdctl etcdutl, e2e.test ginkgo agnhost (the
+# upstream conformance tests, their runner and main image), and the local cluster's add-ons
 # coredns versitygw local-path-provisioner, promtool (Prometheus's rule
 # tester), helm, previous-etcd (v3.6.15 into bin/k8s/v3.6.15, for the
 # etcd rolling-upgrade chaos scenario), and previous-control-plane: the
@@ -71,6 +72,20 @@ for c in "${components[@]}"; do
 		for b in kube-apiserver kube-controller-manager kube-scheduler; do
 			build "$b" kubernetes-previous "k8s.io/kubernetes/cmd/$b" "$k8s_previous_version" "$(ldflags_for "$k8s_previous_version")" "$out/$k8s_previous_version"
 		done ;;
+	# The upstream end-to-end tests (conformance) and their runner, from
+	# their own wrapper module; agnhost is the image most of them run.
+	e2e.test)
+		stamp="$out/.e2e.test.version"
+		if [ ! -x "$out/e2e.test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$k8s_version" ]; then
+			echo "building e2e.test $k8s_version" >&2
+			start=$SECONDS
+			(cd "$root/hack/tools/kubernetes-e2e" && CGO_ENABLED=0 go test -c -trimpath -ldflags "-s -w $k8s_ldflags" -o "$out/e2e.test.tmp" k8s.io/kubernetes/test/e2e)
+			mv "$out/e2e.test.tmp" "$out/e2e.test"
+			echo "$k8s_version" >"$stamp"
+			echo "built e2e.test in $((SECONDS - start))s" >&2
+		fi ;;
+	ginkgo) build ginkgo kubernetes-e2e github.com/onsi/ginkgo/v2/ginkgo "$k8s_version" "" ;;
+	agnhost) build agnhost kubernetes-e2e k8s.io/kubernetes/test/images/agnhost "$k8s_version" "" ;;
 	etcd) build etcd etcd go.etcd.io/etcd/server/v3 "$etcd_version" "" ;;
 	etcdctl | etcdutl) build "$c" etcd "go.etcd.io/etcd/$c/v3" "$etcd_version" "" ;;
 	previous-etcd)

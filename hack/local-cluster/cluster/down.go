@@ -118,7 +118,26 @@ func (c *Cluster) KillContainer(ctx context.Context, cs kubernetes.Interface, na
 
 // SignalContainer sends a signal (SIGKILL, SIGSTOP, SIGCONT) to the main
 // process of one container through its node's containerd.
+// The runtime may not know the task the pod's status names for a moment
+// (chaos saw "no running task found" for a container the kubelet had
+// reported running): that is tried again, with the status read again, for
+// up to 15 s.
 func (c *Cluster) SignalContainer(ctx context.Context, cs kubernetes.Interface, namespace, pod, container, signal string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := c.signalContainerOnce(ctx, cs, namespace, pod, container, signal)
+		if err == nil || !strings.Contains(err.Error(), "no running task found") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) signalContainerOnce(ctx context.Context, cs kubernetes.Interface, namespace, pod, container, signal string) error {
 	p, err := cs.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
 	if err != nil {
 		return err
