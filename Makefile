@@ -112,6 +112,13 @@ chaos: testrecap local-cluster ## Every chaos scenario under the linearizability
 	$(LOCAL_CLUSTER) up
 	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
+CONFORMANCE_FOCUS ?= \[Conformance\]
+.PHONY: conformance
+conformance: local-cluster ## The upstream [Conformance] tests (e2e.test and ginkgo built from k8s.io/kubernetes) against a 3-replica ControlPlane with two tenant nodes joined by kubeadm join: passed, failed, skipped. CONFORMANCE_FOCUS='<regexp>' narrows them.
+	hack/build-binaries.sh e2e.test ginkgo
+	$(LOCAL_CLUSTER) up
+	go test ./test/e2e/ -run '^TestConformance$$' -conformance -conformance.focus '$(CONFORMANCE_FOCUS)' -count=1 -timeout 330m -v
+
 .PHONY: run
 run: local-cluster kustomize manifests ## The main demo: cluster up (without the previous Kubernetes version), Quorum deployed, the samples applied, a backup taken, a member replaced.
 	$(LOCAL_CLUSTER) up --demo

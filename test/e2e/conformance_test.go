@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"context"
+	"encoding/xml"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/hack/local-cluster/cluster"
+)
+
+var (
+	conformance        = flag.Bool("conformance", false, "run the upstream [Conformance] tests against a hosted ControlPlane with joined tenant nodes (make conformance)")
+	conformanceFocus   = flag.String("conformance.focus", `\[Conformance\]`, "ginkgo focus of the upstream tests to run")
+	conformanceSkip    = flag.String("conformance.skip", "", "ginkgo skip of the upstream tests")
+	conformanceProcs   = flag.Int("conformance.procs", 2, "ginkgo processes for the parallel tests")
+	conformanceTimeout = flag.Duration("conformance.timeout", 150*time.Minute, "how long the upstream suite may run")
+)
+
+// TestConformance (issue 16) runs the upstream end-to-end tests, built
+// from the k8s.io/kubernetes module (e2e.test and ginkgo, hack/
+// build-binaries.sh), against a 3-replica ControlPlane on an EtcdCluster
+// with two tenant nodes joined by kubeadm join: the parallel tests with
+// --conformance.procs processes, then the [Serial] ones alone, as the
+// upstream conformance runs do. It prints passed, failed and skipped with
+// each failure's reason, and fails when any test failed.
+func TestConformance(t *testing.T) {
+	if !*conformance {
+		t.Skip("make conformance runs it (-conformance)")
+	}
+	ctx := context.Background()
+	ns := newNamespace(t, "conformance")
+	newEtcdCluster(t, ns, "etcd", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	})
+	newControlPlane(t, ns, "tenant", cluster.KubernetesVersion, 3,
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+	cp := waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 8*time.Minute)
+	for i := 1; i <= 2; i++ {
+		node := fmt.Sprintf("conformance-%d", i)
+		took, err := local.JoinNode(ctx, node, ns+"/tenant")
+		t.Cleanup(func() { _ = local.RemoveNode(context.Background(), node) })
+		if err != nil {
+			t.Fatalf("join-node %s: %v", node, err)
+		}
+		t.Logf("tenant node %s Ready %s after join-node", node, took.Round(100*time.Millisecond))
+	}
+	kubeconfig := adminKubeconfig(t, cp)
+
+	var total conformanceCounts
+	for _, run := range []struct {
+		name  string
+		procs int
+		skip  string
+		focus string
+	}{
+		{"parallel", *conformanceProcs, joinRegexps(`\[Serial\]`, *conformanceSkip), *conformanceFocus},
+		{"serial", 1, *conformanceSkip, joinAll(*conformanceFocus, `\[Serial\]`)},
+	} {
+		dir := filepath.Join(t.TempDir(), run.name)
+		args := []string{"--procs", fmt.Sprint(run.procs), "--timeout", conformanceTimeout.String(), "--junit-report", "junit.xml",
+			"--output-dir", dir, "--focus", run.focus}
+		if run.skip != "" {
+			args = append(args, "--skip", run.skip)
+		}
+		args = append(args, filepath.Join(local.Bin, "e2e.test"), "--", "--kubeconfig", kubeconfig, "--provider", "skeleton",
+			"--report-dir", dir)
+		cmd := exec.Command(filepath.Join(local.Bin, "ginkgo"), args...)
+		logPath := filepath.Join(local.Root, ".local", "conformance-"+run.name+".log")
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		start := time.Now()
+		runErr := cmd.Run()
+		_ = logf.Close()
+		counts, err := readJUnit(filepath.Join(dir, "junit.xml"))
+		if err != nil {
+			t.Fatalf("the %s run (%v) left no report: %v; its output is %s", run.name, runErr, err, logPath)
+		}
+		// Specs the focus selected that did not run (the suite's timeout,
+		// or a spec skipping itself) are the skipped ones; ginkgo's report
+		// lists every filtered-out spec as skipped too.
+		matched, err := matchedSpecs(run.focus, run.skip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts.skipped = matched - counts.passed - counts.failed
+		t.Logf("conformance, %s tests (%d processes) in %s: %d passed, %d failed, %d skipped (output %s)",
+			run.name, run.procs, time.Since(start).Round(time.Second), counts.passed, counts.failed, counts.skipped, logPath)
+		for _, f := range counts.failures {
+			t.Logf("  FAILED %s", f)
+		}
+		total.add(counts)
+	}
+	t.Logf("conformance: %d passed, %d failed, %d skipped", total.passed, total.failed, total.skipped)
+	if total.failed > 0 {
+		t.Errorf("%d upstream conformance tests failed", total.failed)
+	}
+}
+
+func joinRegexps(res ...string) string {
+	var out []string
+	for _, r := range res {
+		if r != "" {
+			out = append(out, r)
+		}
+	}
+	return strings.Join(out, "|")
+}
+
+// joinAll is a focus matching specs that match every regexp, in either
+// order (ginkgo's focus is one regexp over the spec's full text).
+func joinAll(a, b string) string {
+	return fmt.Sprintf("(%s.*%s)|(%s.*%s)", a, b, b, a)
+}
+
+type conformanceCounts struct {
+	passed, failed, skipped int
+	failures                []string
+}
+
+func (c *conformanceCounts) add(o conformanceCounts) {
+	c.passed += o.passed
+	c.failed += o.failed
+	c.skipped += o.skipped
+	c.failures = append(c.failures, o.failures...)
+}
+
+// matchedSpecs is how many upstream specs a focus and skip select
+// (e2e.test's dry run).
+func matchedSpecs(focus, skip string) (int, error) {
+	args := []string{"--ginkgo.dry-run", "--ginkgo.no-color", "--ginkgo.focus", focus}
+	if skip != "" {
+		args = append(args, "--ginkgo.skip", skip)
+	}
+	out, err := exec.Command(filepath.Join(local.Bin, "e2e.test"), args...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("e2e.test dry run: %w: %s", err, out)
+	}
+	var ran, of int
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "Ran %d of %d Specs", &ran, &of); err == nil {
+			return ran, nil
+		}
+	}
+	return 0, fmt.Errorf("e2e.test dry run said no count: %s", out)
+}
+
+// readJUnit counts the passed and failed specs of a ginkgo JUnit report
+// (a timed-out spec fails), leaving out the suite's own setup nodes.
+func readJUnit(path string) (conformanceCounts, error) {
+	var out conformanceCounts
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return out, err
+	}
+	var report struct {
+		Suites []struct {
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Status  string `xml:"status,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+				Error *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"error"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(data, &report); err != nil {
+		return out, err
+	}
+	for _, s := range report.Suites {
+		for _, c := range s.Cases {
+			if strings.HasPrefix(c.Name, "[ReportBeforeSuite]") || strings.HasPrefix(c.Name, "[ReportAfterSuite]") ||
+				strings.HasPrefix(c.Name, "[SynchronizedBeforeSuite]") || strings.HasPrefix(c.Name, "[SynchronizedAfterSuite]") ||
+				strings.HasPrefix(c.Name, "[BeforeSuite]") || strings.HasPrefix(c.Name, "[AfterSuite]") {
+				continue
+			}
+			switch {
+			case c.Failure != nil || c.Error != nil:
+				msg := ""
+				if c.Failure != nil {
+					msg = c.Failure.Message
+				} else {
+					msg = c.Error.Message
+				}
+				msg, _, _ = strings.Cut(strings.TrimSpace(msg), "\n")
+				out.failed++
+				out.failures = append(out.failures, c.Name+": "+msg)
+			case c.Status == "passed":
+				out.passed++
+			}
+		}
+	}
+	return out, nil
+}
