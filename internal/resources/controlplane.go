@@ -166,13 +166,16 @@ func ServiceCIDR(cp *quorumv1alpha1.ControlPlane) string {
 // KubernetesServiceIP is the first address of the hosted Service range: the
 // hosted cluster's kubernetes Service, which pods use to reach the
 // apiservers.
-func KubernetesServiceIP(cidr string) (net.IP, error) {
-	_, n, err := net.ParseCIDR(cidr)
+func KubernetesServiceIP(cidr string) (net.IP, error) { return serviceRangeIP(cidr, 1) }
+
+// serviceRangeIP is the nth address of a Service range (n below 256).
+func serviceRangeIP(cidr string, n byte) (net.IP, error) {
+	_, ipnet, err := net.ParseCIDR(cidr)
 	if err != nil {
 		return nil, fmt.Errorf("service-cluster-ip-range %q: %w", cidr, err)
 	}
-	ip := slices.Clone(n.IP.To16())
-	ip[len(ip)-1]++
+	ip := slices.Clone(ipnet.IP.To16())
+	ip[len(ip)-1] += n
 	return ip, nil
 }
 

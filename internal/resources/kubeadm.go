@@ -2,13 +2,10 @@ package resources
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -16,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
+	"quorum.dev/quorum/internal/pki"
 )
 
 // What `kubeadm join` reads from a cluster, by the names kubeadm gives
@@ -62,40 +60,21 @@ func ClusterInfo(adminKubeconfig []byte) ([]byte, error) {
 // PEM bundle: "sha256:" and the hex SHA-256 of each certificate's
 // SubjectPublicKeyInfo.
 func CACertHashes(bundle []byte) ([]string, error) {
+	certs, err := pki.ParseBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for rest := bundle; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
+	for _, cert := range certs {
 		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 		out = append(out, "sha256:"+hex.EncodeToString(sum[:]))
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no certificate in the CA bundle")
 	}
 	return out, nil
 }
 
 // ClusterDNSIP is the hosted cluster's DNS Service address: the tenth of
 // the Service range, as kubeadm picks it.
-func ClusterDNSIP(cidr string) (net.IP, error) {
-	_, n, err := net.ParseCIDR(cidr)
-	if err != nil {
-		return nil, fmt.Errorf("service-cluster-ip-range %q: %w", cidr, err)
-	}
-	ip := slices.Clone(n.IP.To16())
-	ip[len(ip)-1] += 10
-	return ip, nil
-}
+func ClusterDNSIP(cidr string) (net.IP, error) { return serviceRangeIP(cidr, 10) }
 
 // EtcdServers is the apiservers' --etcd-servers for a control plane on an
 // EtcdCluster or an external etcd; "" for stacked etcd, where each

@@ -33,12 +33,7 @@ import (
 // linearizable.
 func chaosControlPlane(t *testing.T) {
 	ns := newNamespace(t, "chaos-cp")
-	newEtcdCluster(t, ns, "etcd", 3, func(c *quorumv1alpha1.EtcdCluster) {
-		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
-	})
-	newControlPlane(t, ns, "tenant", cluster.PreviousKubernetesVersion, 3,
-		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
-	cp := waitControlPlane(t, ns, "tenant", 3, cluster.PreviousKubernetesVersion, 6*time.Minute)
+	cp := controlPlaneOnEtcd(t, ns, cluster.PreviousKubernetesVersion, 6*time.Minute)
 	kubeconfig := adminKubeconfig(t, cp)
 	w := startHostedWorkload(t, kubeconfig, hostedLoad)
 	time.Sleep(10 * time.Second)

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
-	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/hack/local-cluster/cluster"
 )
 
@@ -39,12 +36,7 @@ func TestConformance(t *testing.T) {
 	}
 	ctx := context.Background()
 	ns := newNamespace(t, "conformance")
-	newEtcdCluster(t, ns, "etcd", 3, func(c *quorumv1alpha1.EtcdCluster) {
-		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
-	})
-	newControlPlane(t, ns, "tenant", cluster.KubernetesVersion, 3,
-		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
-	cp := waitControlPlane(t, ns, "tenant", 3, cluster.KubernetesVersion, 8*time.Minute)
+	cp := controlPlaneOnEtcd(t, ns, cluster.KubernetesVersion, 8*time.Minute)
 	for i := 1; i <= 2; i++ {
 		node := fmt.Sprintf("conformance-%d", i)
 		took, err := local.JoinNode(ctx, node, ns+"/tenant")

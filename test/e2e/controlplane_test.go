@@ -205,6 +205,19 @@ func startFollowingPoller(t *testing.T, cp *quorumv1alpha1.ControlPlane) *poller
 
 // clientsetFrom is a client of the hosted API from a kubeconfig, pointed at
 // the endpoint Service's cluster IP.
+// controlPlaneOnEtcd makes a 3-member EtcdCluster "etcd" (emptyDir) and a
+// 3-replica ControlPlane "tenant" at version on it, and waits until the
+// control plane is available.
+func controlPlaneOnEtcd(t *testing.T, ns, version string, timeout time.Duration) *quorumv1alpha1.ControlPlane {
+	t.Helper()
+	newEtcdCluster(t, ns, "etcd", 3, func(c *quorumv1alpha1.EtcdCluster) {
+		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	})
+	newControlPlane(t, ns, "tenant", version, 3,
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+	return waitControlPlane(t, ns, "tenant", 3, version, timeout)
+}
+
 func clientsetFrom(cp *quorumv1alpha1.ControlPlane, kubeconfig []byte) (kubernetes.Interface, error) {
 	svc, err := kube.CoreV1().Services(cp.Namespace).Get(context.Background(), resources.EndpointServiceName(cp.Name), metav1.GetOptions{})
 	if err != nil {

@@ -154,31 +154,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 	return writeFile(c.path("resolv.conf"), []byte("# the local cluster has no upstream DNS\n"), 0o644)
 }
 
-// writeKubeletAndProxyConfig writes a management node's kubelet and
-// kube-proxy configurations.
-func (c *Cluster) writeKubeletAndProxyConfig(n Node) error {
-	resolv := c.path("resolv.conf")
-	// imageGCHighThresholdPercent 100: images exist only locally and must
-	// never be garbage collected. failCgroupV1 false: these machines run
-	// cgroup v1 (hybrid). nodeLeaseDurationSeconds 10 with the
-	// controller-manager's short grace period makes a stopped node NotReady
-	// in seconds without flapping healthy ones.
-	kubelet := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: cgroupfs
+// kubeletNodeSettings are the kubelet settings of every node of the local
+// cluster, management or tenant: its cgroup root (cgroupfs), containerd,
+// log folder and the cluster's empty resolv.conf, and the machine's
+// limits. imageGCHighThresholdPercent 100: images exist only locally and
+// must never be garbage collected. failCgroupV1 false: these machines run
+// cgroup v1 (hybrid). nodeLeaseDurationSeconds 10 with the
+// controller-manager's short grace period makes a stopped node NotReady
+// in seconds without flapping healthy ones.
+func (c *Cluster) kubeletNodeSettings(n Node) string {
+	return fmt.Sprintf(`cgroupDriver: cgroupfs
 cgroupRoot: %[1]s
 failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://%[2]s
 podLogsDir: %[3]s
-clusterDomain: %[4]s
-clusterDNS: [%[5]s]
-resolvConf: %[6]s
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: %[7]s}
-authorization: {mode: Webhook}
+resolvConf: %[4]s
 readOnlyPort: 0
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -193,7 +184,22 @@ maxPods: 60
 serializeImagePulls: false
 protectKernelDefaults: false
 localStorageCapacityIsolation: false
-`, n.cgroupRoot(), c.containerdSocket(n), c.nodeDir(n, "pod-logs"), clusterDomain, dnsServiceIP, resolv, c.path("pki", "ca.crt"))
+`, n.cgroupRoot(), c.containerdSocket(n), c.nodeDir(n, "pod-logs"), c.path("resolv.conf"))
+}
+
+// writeKubeletAndProxyConfig writes a management node's kubelet and
+// kube-proxy configurations.
+func (c *Cluster) writeKubeletAndProxyConfig(n Node) error {
+	kubelet := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+clusterDomain: %[1]s
+clusterDNS: [%[2]s]
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %[3]s}
+authorization: {mode: Webhook}
+`, clusterDomain, dnsServiceIP, c.path("pki", "ca.crt")) + c.kubeletNodeSettings(n)
 	if err := writeFile(c.nodeDir(n, "kubelet", "config.yaml"), []byte(kubelet), 0o644); err != nil {
 		return err
 	}

@@ -249,31 +249,11 @@ func (c *Cluster) runKubeadmJoin(ctx context.Context, n Node, cmd join.Command, 
 	// its configuration is the node's own folder (kubeadm's
 	// /etc/kubernetes is etc-kubernetes), and it runs on cgroupfs under
 	// the node's cgroup root like the management nodes.
-	patch := fmt.Sprintf(`cgroupDriver: cgroupfs
-cgroupRoot: %[1]s
-failCgroupV1: false
-failSwapOn: false
-containerRuntimeEndpoint: unix://%[2]s
-podLogsDir: %[3]s
-resolvConf: %[4]s
-staticPodPath: %[5]s
+	patch := fmt.Sprintf(`staticPodPath: %[1]s
 authentication:
   x509:
-    clientCAFile: %[6]s
-readOnlyPort: 0
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: "1%%"
-  nodefs.inodesFree: "1%%"
-  imagefs.available: "1%%"
-nodeLeaseDurationSeconds: 10
-maxPods: 60
-serializeImagePulls: false
-protectKernelDefaults: false
-localStorageCapacityIsolation: false
-`, n.cgroupRoot(), c.containerdSocket(n), c.nodeDir(n, "pod-logs"), c.path("resolv.conf"), c.nodeDir(n, "manifests"), filepath.Join(etc, "pki", "ca.crt"))
+    clientCAFile: %[2]s
+`, c.nodeDir(n, "manifests"), filepath.Join(etc, "pki", "ca.crt")) + c.kubeletNodeSettings(n)
 	if err := writeFile(filepath.Join(patches, "kubeletconfiguration+merge.yaml"), []byte(patch), 0o644); err != nil {
 		return made, err
 	}
