@@ -183,32 +183,35 @@ func testCARotation(t *testing.T) {
 		c = getCluster(t, ns, "main")
 		cp = getControlPlane(t, ns, "tenant")
 		rot, cpRot := c.Status.CARotation, cp.Status.CARotation
-		if rot == nil || cpRot == nil {
-			return false, fmt.Sprintf("status.caRotation %+v, ControlPlane's %+v", rot, cpRot)
+		// Each rotation's phases are recorded from its start: one can be
+		// well on its way before the other has begun.
+		phase := func(r *quorumv1alpha1.CARotationStatus) quorumv1alpha1.CARotationPhase {
+			if r == nil {
+				return ""
+			}
+			return r.Phase
 		}
-		for _, seen := range []struct {
-			what   string
-			phases *[]string
-			phase  quorumv1alpha1.CARotationPhase
-			took   *time.Duration
-		}{{"EtcdCluster", &phases, rot.Phase, &etcdTook}, {"ControlPlane", &cpPhases, cpRot.Phase, &cpTook}} {
-			if n := len(*seen.phases); n == 0 || (*seen.phases)[n-1] != string(seen.phase) {
-				*seen.phases = append(*seen.phases, string(seen.phase))
-				t.Logf("%s: %s phase %s", time.Since(start).Round(time.Second), seen.what, seen.phase)
-				if seen.phase == quorumv1alpha1.CARotationCompleted {
-					*seen.took = time.Since(start)
-				}
+		record := func(what string, seen *[]string, p quorumv1alpha1.CARotationPhase, took *time.Duration) {
+			if n := len(*seen); p == "" || (n > 0 && (*seen)[n-1] == string(p)) {
+				return
+			}
+			*seen = append(*seen, string(p))
+			t.Logf("%s: %s phase %s", time.Since(start).Round(time.Second), what, p)
+			if p == quorumv1alpha1.CARotationCompleted {
+				*took = time.Since(start)
 			}
 		}
+		record("EtcdCluster", &phases, phase(rot), &etcdTook)
+		record("ControlPlane", &cpPhases, phase(cpRot), &cpTook)
 		// Killed once either rotation is past trusting both CAs and not
 		// done; tried again at every look, since another case side by side
 		// may have killed the lease's holder just before (the delete then
 		// finds no pod).
-		if !killed && (midRotation(rot.Phase) || midRotation(cpRot.Phase)) && killLeadingManager(t) {
+		if !killed && (midRotation(phase(rot)) || midRotation(phase(cpRot))) && killLeadingManager(t) {
 			killed = true
-			t.Logf("killed the operator: EtcdCluster in phase %s, ControlPlane in phase %s", rot.Phase, cpRot.Phase)
+			t.Logf("killed the operator: EtcdCluster in phase %s, ControlPlane in phase %s", phase(rot), phase(cpRot))
 		}
-		done := rot.Phase == quorumv1alpha1.CARotationCompleted && c.Status.PendingChange == nil && cpRot.Phase == quorumv1alpha1.CARotationCompleted
+		done := phase(rot) == quorumv1alpha1.CARotationCompleted && c.Status.PendingChange == nil && phase(cpRot) == quorumv1alpha1.CARotationCompleted
 		return done, fmt.Sprintf("%+v; ControlPlane %+v; %s", rot, cpRot, conditionSummary(c))
 	})
 	if !killed {
