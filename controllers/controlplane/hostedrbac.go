@@ -65,7 +65,8 @@ func (r *Reconciler) hostedRBAC(ctx context.Context, cp *quorumv1alpha1.ControlP
 	if err != nil {
 		return err
 	}
-	if done, ok := r.rbacDone.Load(cp.UID); ok && done == join.fingerprint() && !refused {
+	fingerprint := join.fingerprint()
+	if done, ok := r.rbacDone.Load(cp.UID); ok && done == fingerprint && !refused {
 		return nil
 	}
 	cs, err := r.hosted(ctx, cp, kubeconfigs[resources.KubeconfigSuperAdmin])
@@ -78,7 +79,7 @@ func (r *Reconciler) hostedRBAC(ctx context.Context, cp *quorumv1alpha1.ControlP
 	if err := ensureJoinObjects(ctx, cs, join); err != nil {
 		return fmt.Errorf("making what kubeadm join reads in the hosted cluster: %w", err)
 	}
-	r.rbacDone.Store(cp.UID, join.fingerprint())
+	r.rbacDone.Store(cp.UID, fingerprint)
 	return nil
 }
 

@@ -59,7 +59,8 @@ func assertJoinPath(t *testing.T, cp *quorumv1alpha1.ControlPlane) {
 	}
 	t.Logf("join-command: a signed token in %s", time.Since(start).Round(100*time.Millisecond))
 	endpoint, tokenID, token := m[1], m[2], m[2]+"."+m[3]
-	admin, err := clientsetFrom(cp, secretData(t, cp.Namespace, resources.KubeconfigSecretName(cp.Name, resources.KubeconfigAdmin)))
+	adminKubeconfig := secretData(t, cp.Namespace, resources.KubeconfigSecretName(cp.Name, resources.KubeconfigAdmin))
+	admin, err := clientsetFrom(cp, adminKubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func assertJoinPath(t *testing.T, cp *quorumv1alpha1.ControlPlane) {
 	}
 
 	// The kubelet's TLS bootstrap, with the token.
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(secretData(t, cp.Namespace, resources.KubeconfigSecretName(cp.Name, resources.KubeconfigAdmin)))
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(adminKubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}

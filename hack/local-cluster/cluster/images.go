@@ -126,7 +126,7 @@ func (c *Cluster) buildImages() ([]string, error) {
 	}
 	var tarballs []string
 	for _, spec := range specs {
-		file := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(spec.ref)+".tar")
+		file := c.imageTarball(spec.ref)
 		key, err := spec.inputKey()
 		if err != nil {
 			return nil, err
@@ -149,6 +149,11 @@ func (c *Cluster) buildImages() ([]string, error) {
 		tarballs = append(tarballs, file)
 	}
 	return tarballs, nil
+}
+
+// imageTarball is where buildImages writes an image.
+func (c *Cluster) imageTarball(ref string) string {
+	return filepath.Join(c.Root, ".local", "images", strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
 }
 
 // buildLocalBinaries builds the binaries that come from this repository:

@@ -30,12 +30,10 @@ func (c *Cluster) networkUp() error {
 		if err := addHost(n.Netns(), n.hostVeth(), n.IP); err != nil {
 			return err
 		}
-		// Pods are routed through the node namespace, and the node's own
-		// processes reach Services through kube-proxy's rules on eth0.
-		for _, sysctl := range []string{"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"} {
-			if _, err := inNetns(n.Netns(), "sysctl", "-qw", sysctl); err != nil {
-				return err
-			}
+		// The node's own processes reach Services through kube-proxy's
+		// rules on eth0.
+		if err := routePods(n.Netns()); err != nil {
+			return err
 		}
 		if err := ensureRoute(n.Netns(), serviceCIDR, "dev", "eth0"); err != nil {
 			return err
@@ -54,6 +52,17 @@ func (c *Cluster) networkUp() error {
 			if err := ensureRoute(ns, dst.PodCIDR, "via", dst.IP); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// routePods lets a node's namespace route its pods' traffic: forwarding
+// on, reverse-path filtering off.
+func routePods(netns string) error {
+	for _, sysctl := range []string{"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"} {
+		if _, err := inNetns(netns, "sysctl", "-qw", sysctl); err != nil {
+			return err
 		}
 	}
 	return nil

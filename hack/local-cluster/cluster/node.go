@@ -29,12 +29,20 @@ func (c *Cluster) nodeUp(n Node, images []string) error {
 	if err := c.startContainerd(n); err != nil {
 		return err
 	}
+	if err := c.importImages(n, images); err != nil {
+		return err
+	}
+	return c.startKubeletAndProxy(n)
+}
+
+// importImages loads image tarballs into a node's containerd.
+func (c *Cluster) importImages(n Node, images []string) error {
 	for _, img := range images {
 		if _, err := run("ctr", "--address", c.containerdSocket(n), "-n", "k8s.io", "images", "import", img); err != nil {
 			return fmt.Errorf("importing %s on %s: %w", filepath.Base(img), n.Name, err)
 		}
 	}
-	return c.startKubeletAndProxy(n)
+	return nil
 }
 
 func (c *Cluster) startContainerd(n Node) error {
@@ -336,6 +344,12 @@ func (c *Cluster) StopNode(name string) error {
 	if err != nil {
 		return err
 	}
+	return c.stopNode(n)
+}
+
+// stopNode stops a node's kubelet, kube-proxy (tenant nodes run none),
+// containers and containerd, and removes the mounts its pods left.
+func (c *Cluster) stopNode(n Node) error {
 	c.stop("kubelet-"+n.Name, 5*time.Second)
 	c.stop("kube-proxy-"+n.Name, 5*time.Second)
 	c.killContainers(n)

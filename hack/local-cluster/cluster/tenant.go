@@ -161,10 +161,8 @@ func (c *Cluster) JoinNode(ctx context.Context, name, controlPlane string) (time
 	if err := c.startContainerd(n); err != nil {
 		return 0, err
 	}
-	for _, img := range c.tenantImages() {
-		if _, err := run("ctr", "--address", c.containerdSocket(n), "-n", "k8s.io", "images", "import", img); err != nil {
-			return 0, fmt.Errorf("importing %s on %s: %w", filepath.Base(img), name, err)
-		}
+	if err := c.importImages(n, c.tenantImages()); err != nil {
+		return 0, err
 	}
 
 	made, err := c.runKubeadmJoin(ctx, n, cmd, svc.Spec.ClusterIP, server)
@@ -201,7 +199,7 @@ func (c *Cluster) saveTenantRecord(name string, rec tenantRecord) error {
 func (c *Cluster) tenantImages() []string {
 	var out []string
 	for _, ref := range []string{PauseImage, BusyboxImage} {
-		out = append(out, filepath.Join(c.Root, ".local", "images", strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar"))
+		out = append(out, c.imageTarball(ref))
 	}
 	return out
 }
@@ -383,10 +381,8 @@ func (c *Cluster) tenantNetworkUp(n Node, others map[string]Node) error {
 	if err := addHost(n.Netns(), n.hostVeth(), n.IP); err != nil {
 		return err
 	}
-	for _, sysctl := range []string{"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"} {
-		if _, err := inNetns(n.Netns(), "sysctl", "-qw", sysctl); err != nil {
-			return err
-		}
+	if err := routePods(n.Netns()); err != nil {
+		return err
 	}
 	if err := ensureRoute(n.Netns(), serviceCIDR, "via", Nodes[0].IP); err != nil {
 		return err
@@ -432,10 +428,7 @@ func (c *Cluster) removeTenantNode(ctx context.Context, name string, deleteNode 
 	}
 	n := tenantNode(name, rec.Index)
 	var errs []error
-	c.stop("kubelet-"+n.Name, 5*time.Second)
-	c.killContainers(n)
-	c.stop("containerd-"+n.Name, 10*time.Second)
-	if err := c.unmountUnder(c.nodeDir(n)); err != nil {
+	if err := c.stopNode(n); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.removeCgroupRoot(n); err != nil {
