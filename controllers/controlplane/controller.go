@@ -149,6 +149,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	s.version, s.versionRefused = s.targetVersion()
 	s.template = resources.Replica{ControlPlane: cp, Version: s.version, Etcd: access, PKIHash: pkiHash, Trust: s.trust}
 	s.hash = s.template.TemplateHash()
+	s.hostedPending = r.ensureHosted(ctx, s, kubeconfigs)
 	s.leaders = r.readLeaders(ctx, s, kubeconfigs)
 
 	a := decide(s)
@@ -168,7 +169,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if stepErr != nil {
 		return ctrl.Result{}, stepErr
 	}
-	if a.kind == actNone {
+	if a.kind == actNone && s.hostedPending == "" {
 		return ctrl.Result{RequeueAfter: healthInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: stepInterval}, nil

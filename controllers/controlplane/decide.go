@@ -29,6 +29,9 @@ const (
 	reasonWaitEtcd   = "WaitingForEtcd"
 	reasonWaitReady  = "WaitingForReplicas"
 	reasonWaitEtcdOp = "WaitingForEtcdCluster"
+	// reasonHostedPending: the apiservers answer but the hosted cluster's
+	// own RBAC (the admin credential's binding) is not made yet.
+	reasonHostedPending = "WaitingForHostedRBAC"
 	// reasonRemediationLimit: failurePolicy.maxRetries replacements failed
 	// again soon; nothing more is replaced until a person looks.
 	reasonRemediationLimit = "RemediationLimitReached"

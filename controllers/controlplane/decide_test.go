@@ -140,6 +140,27 @@ func TestControlPlaneStatus(t *testing.T) {
 	}
 }
 
+// TestNotReadyUntilHostedRBAC: every apiserver ready is not Ready while
+// the admin credential's binding could not be made in the hosted cluster.
+func TestNotReadyUntilHostedRBAC(t *testing.T) {
+	s := scopeOf(3, func(s *scope) {
+		s.hostedPending = "context deadline exceeded"
+	}, rep("a", "zone-a"), rep("b", "zone-b"), rep("c", "zone-c"))
+	st := computeStatus(s, decide(s))
+	if c := meta.FindStatusCondition(st.Conditions, quorumv1alpha1.ConditionAvailable); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Available = %+v, want True", c)
+	}
+	ready := meta.FindStatusCondition(st.Conditions, reconciler.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != reasonHostedPending || !strings.Contains(ready.Message, "context deadline exceeded") {
+		t.Errorf("Ready = %+v, want False %s", ready, reasonHostedPending)
+	}
+	s.hostedPending = ""
+	st = computeStatus(s, decide(s))
+	if !meta.IsStatusConditionTrue(st.Conditions, reconciler.ConditionReady) {
+		t.Errorf("with the RBAC made, Ready = %+v", meta.FindStatusCondition(st.Conditions, reconciler.ConditionReady))
+	}
+}
+
 // TestRemediationLimits: replicas are replaced only while etcd is
 // available, one at a time, retryPeriod apart, and at most maxRetries times
 // in a row within minHealthyPeriod; a new replica gets startTimeout.

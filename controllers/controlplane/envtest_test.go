@@ -8,6 +8,7 @@ package controlplane
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -279,6 +280,40 @@ func TestControlPlaneObjects(t *testing.T) {
 	}
 	if writes := counter.Take(); len(writes) != 0 {
 		t.Fatalf("reconciles of a healthy control plane wrote: %v", writes)
+	}
+}
+
+// TestControlPlaneNotReadyWithoutHostedRBAC: apiservers that all answer
+// are not a Ready control plane while the admin credential's binding cannot
+// be made in the hosted cluster (the admin kubeconfig would be refused);
+// once it can, Ready.
+func TestControlPlaneNotReadyWithoutHostedRBAC(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-rbac")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	r := newReconciler(c)
+	working := r.Hosted
+	r.Hosted = func(context.Context, *quorumv1alpha1.ControlPlane, []byte) (kubernetes.Interface, error) {
+		return nil, errors.New("the endpoint answers 503")
+	}
+	cp := converge(t, r, c, ns, "tenant")
+	ready := meta.FindStatusCondition(cp.Status.Conditions, reconciler.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != reasonHostedPending || !strings.Contains(ready.Message, "503") {
+		t.Fatalf("3 apiservers ready, hosted RBAC not made: Ready = %+v, want False %s", ready, reasonHostedPending)
+	}
+	r.Hosted = working
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "tenant"}}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, cp); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(cp.Status.Conditions, reconciler.ConditionReady) {
+		t.Fatalf("hosted RBAC made: Ready = %+v", meta.FindStatusCondition(cp.Status.Conditions, reconciler.ConditionReady))
 	}
 }
 

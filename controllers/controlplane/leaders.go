@@ -17,25 +17,52 @@ import (
 	"quorum.dev/quorum/internal/resources"
 )
 
+// hostedTimeout bounds making the hosted cluster's own objects, a dozen
+// requests through the endpoint.
+const hostedTimeout = 15 * time.Second
+
+// anyReplicaReady says whether some apiserver may answer.
+func anyReplicaReady(s *scope) bool {
+	for _, rs := range s.replicas {
+		if rs.Ready {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureHosted makes the hosted cluster's own objects once an apiserver is
+// ready, and says why they are not made yet (empty once they are): the
+// admin credential can do nothing until its binding exists, so the
+// control plane is not Ready before.
+func (r *Reconciler) ensureHosted(ctx context.Context, s *scope, kubeconfigs map[string][]byte) string {
+	if !anyReplicaReady(s) || kubeconfigs == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, hostedTimeout)
+	defer cancel()
+	if err := r.hostedRBAC(ctx, s.cp, kubeconfigs, false); err != nil {
+		logf.FromContext(ctx).V(1).Info("hosted RBAC not made yet", "error", err.Error())
+		return err.Error()
+	}
+	return ""
+}
+
 // readLeaders reads the controller-manager and scheduler leases through
-// the hosted API, with the operator's own credential (first making the
-// RBAC that lets it). A lease whose holder stopped renewing names nobody.
+// the hosted API, with the operator's own credential (the RBAC that lets
+// it is made by ensureHosted). A lease whose holder stopped renewing names
+// nobody.
 func (r *Reconciler) readLeaders(ctx context.Context, s *scope, kubeconfigs map[string][]byte) quorumv1alpha1.ControlPlaneLeaders {
 	var out quorumv1alpha1.ControlPlaneLeaders
-	anyReady := false
-	for _, rs := range s.replicas {
-		anyReady = anyReady || rs.Ready
-	}
-	if !anyReady || kubeconfigs == nil {
+	if !anyReplicaReady(s) || kubeconfigs == nil {
 		return out
+	}
+	if s.hostedPending != "" {
+		return s.cp.Status.Leaders
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	log := logf.FromContext(ctx)
-	if err := r.hostedRBAC(ctx, s.cp, kubeconfigs, false); err != nil {
-		log.V(1).Info("hosted RBAC not made yet", "error", err.Error())
-		return s.cp.Status.Leaders
-	}
 	cs, err := r.hosted(ctx, s.cp, kubeconfigs[resources.KubeconfigOperator])
 	if err != nil {
 		log.V(1).Info("hosted API unreachable", "error", err.Error())
@@ -70,8 +97,11 @@ func (r *Reconciler) readLeaders(ctx context.Context, s *scope, kubeconfigs map[
 	if refused {
 		// The bindings were deleted (or never made by this process's
 		// predecessor): made again now, read next pass.
-		if err := r.hostedRBAC(ctx, s.cp, kubeconfigs, true); err != nil {
+		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), hostedTimeout)
+		defer hcancel()
+		if err := r.hostedRBAC(hctx, s.cp, kubeconfigs, true); err != nil {
 			log.V(1).Info("hosted RBAC not made", "error", err.Error())
+			s.hostedPending = err.Error()
 		}
 	}
 	return out

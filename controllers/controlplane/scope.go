@@ -75,6 +75,10 @@ type scope struct {
 	hash     string
 
 	leaders quorumv1alpha1.ControlPlaneLeaders
+	// hostedPending says why the hosted cluster's own objects (the RBAC
+	// the admin credential relies on, what kubeadm join reads) are not
+	// made yet; empty once they are, or when not looked at this pass.
+	hostedPending string
 
 	// certificates are the PKI's certificates with their expiry, when the
 	// PKI was looked at this pass.

@@ -164,6 +164,9 @@ func readiness(s *scope, st *quorumv1alpha1.ControlPlaneStatus, desired int32) r
 		return reconciler.Readiness{Stalled: true, Reason: degraded.Reason, Message: degraded.Message}
 	case prog.Reason == "UpgradeRefused" || prog.Reason == reasonAuditPolicyNotFound || prog.Reason == reasonAuditPolicyInvalid:
 		return reconciler.Readiness{Stalled: true, Reason: prog.Reason, Message: prog.Message}
+	case healthy && st.UpdatedReplicas == desired && prog.Status == metav1.ConditionFalse && s.hostedPending != "":
+		return reconciler.Readiness{Reason: reasonHostedPending,
+			Message: "the apiservers are ready, but the RBAC the admin credential relies on is not made in the hosted cluster yet: " + s.hostedPending}
 	case healthy && st.UpdatedReplicas == desired && prog.Status == metav1.ConditionFalse:
 		return reconciler.Readiness{Ready: true, Reason: "Ready", Message: cond(quorumv1alpha1.ConditionAvailable).Message}
 	case prog.Status == metav1.ConditionTrue:

@@ -29,6 +29,7 @@ import (
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/hack/local-cluster/cluster"
+	"quorum.dev/quorum/internal/reconciler"
 	"quorum.dev/quorum/internal/resources"
 )
 
@@ -90,7 +91,7 @@ func cpSummary(cp *quorumv1alpha1.ControlPlane) string {
 }
 
 // waitControlPlane waits until n replicas at version are ready and the
-// control plane says it is Available and not progressing.
+// control plane says it is Available, not progressing, and Ready.
 func waitControlPlane(t *testing.T, ns, name string, n int32, version string, timeout time.Duration) *quorumv1alpha1.ControlPlane {
 	t.Helper()
 	var cp *quorumv1alpha1.ControlPlane
@@ -99,7 +100,9 @@ func waitControlPlane(t *testing.T, ns, name string, n int32, version string, ti
 		st := cp.Status
 		ok := st.ObservedGeneration == cp.Generation && st.Replicas == n && st.ReadyReplicas == n && st.UpdatedReplicas == n &&
 			st.Version == version && meta.IsStatusConditionTrue(st.Conditions, quorumv1alpha1.ConditionAvailable) &&
-			meta.IsStatusConditionFalse(st.Conditions, quorumv1alpha1.ConditionProgressing)
+			meta.IsStatusConditionFalse(st.Conditions, quorumv1alpha1.ConditionProgressing) &&
+			// Ready also says the admin credential's binding is made.
+			meta.IsStatusConditionTrue(st.Conditions, reconciler.ConditionReady)
 		return ok, cpSummary(cp)
 	})
 	return cp
