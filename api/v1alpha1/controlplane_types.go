@@ -79,6 +79,62 @@ type ControlPlaneSpec struct {
 	// podTemplate shapes every replica's pod.
 	// +optional
 	PodTemplate PodTemplate `json:"podTemplate,omitempty"`
+
+	// addons are installed into the hosted cluster, and kept there at the
+	// versions that fit the Kubernetes version its apiservers run. One
+	// absent is not installed; one removed from here is uninstalled.
+	// +optional
+	Addons ControlPlaneAddons `json:"addons,omitempty"`
+}
+
+// ControlPlaneAddons are the hosted cluster's add-ons, as kubeadm installs
+// them.
+type ControlPlaneAddons struct {
+	// coreDNS is the cluster DNS: the Deployment coredns and the Service
+	// kube-dns at the tenth address of the Service range (the address the
+	// kubelet-config tells joining nodes), in kube-system, at the CoreDNS
+	// version kubeadm uses for the running Kubernetes minor version.
+	// +optional
+	CoreDNS *CoreDNSAddon `json:"coreDNS,omitempty"`
+	// kubeProxy is the DaemonSet kube-proxy on every node, at the
+	// Kubernetes version the apiservers run (the oldest, during an
+	// upgrade), reaching the apiservers through the endpoint.
+	// +optional
+	KubeProxy *KubeProxyAddon `json:"kubeProxy,omitempty"`
+}
+
+// CoreDNSAddon tunes the hosted cluster's CoreDNS.
+type CoreDNSAddon struct {
+	// replicas of CoreDNS.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+}
+
+// KubeProxyAddon tunes the hosted cluster's kube-proxy.
+type KubeProxyAddon struct {
+	// mode is kube-proxy's proxy mode.
+	// +kubebuilder:default=iptables
+	// +kubebuilder:validation:Enum=iptables;nftables
+	// +optional
+	Mode string `json:"mode,omitempty"`
+}
+
+// AddonStatus is an add-on as observed in the hosted cluster.
+type AddonStatus struct {
+	// name: coreDNS or kubeProxy.
+	Name string `json:"name"`
+	// version the operator installed.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// desired is the number of pods the add-on's Deployment or DaemonSet
+	// wants; ready how many of those at its current version are ready.
+	// +optional
+	Desired int32 `json:"desired"`
+	// +optional
+	Ready int32 `json:"ready"`
 }
 
 // ControlPlaneFailurePolicy is the failure policy of a control plane, with
@@ -516,6 +572,12 @@ type ControlPlaneStatus struct {
 	// lastRemediation is the last failed replica replaced.
 	// +optional
 	LastRemediation *RemediationStatus `json:"lastRemediation,omitempty"`
+	// addons are the add-ons of spec.addons as found in the hosted
+	// cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Addons []AddonStatus `json:"addons,omitempty"`
 	// conditions: Available, Progressing, Degraded, EtcdAvailable,
 	// CertificatesExpiring.
 	// +optional

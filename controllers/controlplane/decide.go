@@ -30,8 +30,9 @@ const (
 	reasonWaitReady  = "WaitingForReplicas"
 	reasonWaitEtcdOp = "WaitingForEtcdCluster"
 	// reasonHostedPending: the apiservers answer but the hosted cluster's
-	// own RBAC (the admin credential's binding) is not made yet.
-	reasonHostedPending = "WaitingForHostedRBAC"
+	// own objects (the admin credential's binding, what kubeadm join
+	// reads, the add-ons) are not made yet.
+	reasonHostedPending = "WaitingForHostedObjects"
 	// reasonRemediationLimit: failurePolicy.maxRetries replacements failed
 	// again soon; nothing more is replaced until a person looks.
 	reasonRemediationLimit = "RemediationLimitReached"

@@ -22,7 +22,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -264,9 +266,16 @@ func TestControlPlaneObjects(t *testing.T) {
 		t.Errorf("kubelet API binding: %+v %v", crb, err)
 	}
 	role, err := cs.RbacV1().Roles("kube-system").Get(ctx, resources.OperatorUser, metav1.GetOptions{})
-	if err != nil || len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Verbs, []string{"get"}) || !slices.Equal(role.Rules[0].Resources, []string{"leases"}) ||
-		!slices.Equal(role.Rules[0].ResourceNames, []string{"kube-controller-manager", "kube-scheduler"}) {
-		t.Errorf("the operator's Role: %+v %v", role, err)
+	if err != nil || len(role.Rules) != 3 {
+		t.Fatalf("the operator's Role: %+v %v", role, err)
+	}
+	for i, want := range []struct{ resource, names string }{
+		{"leases", "kube-controller-manager kube-scheduler"}, {"deployments", "coredns"}, {"daemonsets", "kube-proxy"},
+	} {
+		r := role.Rules[i]
+		if !slices.Equal(r.Verbs, []string{"get"}) || !slices.Equal(r.Resources, []string{want.resource}) || strings.Join(r.ResourceNames, " ") != want.names {
+			t.Errorf("the operator's Role, rule %d: %+v, want get %s %s", i, r, want.resource, want.names)
+		}
 	}
 	assertJoinObjects(t, c, cs, ns, "tenant")
 
@@ -315,6 +324,118 @@ func TestControlPlaneNotReadyWithoutHostedRBAC(t *testing.T) {
 	if !meta.IsStatusConditionTrue(cp.Status.Conditions, reconciler.ConditionReady) {
 		t.Fatalf("hosted RBAC made: Ready = %+v", meta.FindStatusCondition(cp.Status.Conditions, reconciler.ConditionReady))
 	}
+}
+
+// TestControlPlaneAddons: the add-ons asked for are made in the hosted
+// cluster and reported; one deleted there is made again; one no longer
+// asked for is uninstalled, but an object of the same name Quorum did not
+// make is left alone.
+func TestControlPlaneAddons(t *testing.T) {
+	c := testenv.Start(t)
+	testenv.ReadyNodes(t, c)
+	ns := testenv.Namespace(t, c, "cp-addons")
+	ctx := context.Background()
+	etcdCluster(t, c, ns, true)
+	newControlPlane(t, c, ns, "tenant")
+	cp := &quorumv1alpha1.ControlPlane{}
+	key := client.ObjectKey{Namespace: ns, Name: "tenant"}
+	if err := c.Get(ctx, key, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{}}
+	// envtest's apiserver serves this Service range: kube-dns gets .10.
+	cp.Spec.APIServer.ExtraArgs = map[string]string{"service-cluster-ip-range": "10.0.0.0/24"}
+	if err := c.Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	r := newReconciler(c)
+	if cp := converge(t, r, c, ns, "tenant"); !meta.IsStatusConditionTrue(cp.Status.Conditions, reconciler.ConditionReady) {
+		t.Fatalf("Ready = %+v", meta.FindStatusCondition(cp.Status.Conditions, reconciler.ConditionReady))
+	}
+	hosted, err := kubernetes.NewForConfig(testenv.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, name := range resources.AddonNames {
+			_ = uninstallAddon(context.Background(), hosted, name)
+		}
+	})
+	sys := metav1.NamespaceSystem
+	dep, err := hosted.AppsV1().Deployments(sys).Get(ctx, resources.CoreDNSName, metav1.GetOptions{})
+	if err != nil || dep.Spec.Template.Spec.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.14.2" || *dep.Spec.Replicas != 2 {
+		t.Fatalf("CoreDNS Deployment: %v %v", dep, err)
+	}
+	svc, err := hosted.CoreV1().Services(sys).Get(ctx, resources.KubeDNSService, metav1.GetOptions{})
+	if err != nil || svc.Spec.ClusterIP != "10.0.0.10" {
+		t.Fatalf("kube-dns Service: %v %v", svc, err)
+	}
+	ds, err := hosted.AppsV1().DaemonSets(sys).Get(ctx, resources.KubeProxyName, metav1.GetOptions{})
+	if err != nil || ds.Spec.Template.Spec.Containers[0].Image != "registry.k8s.io/kube-proxy:v1.36.3" {
+		t.Fatalf("kube-proxy DaemonSet: %v %v", ds, err)
+	}
+	req := ctrl.Request{NamespacedName: key}
+	reconcileAndGet := func() *quorumv1alpha1.ControlPlane {
+		t.Helper()
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		got := &quorumv1alpha1.ControlPlane{}
+		if err := c.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	cp = reconcileAndGet()
+	if len(cp.Status.Addons) != 2 || cp.Status.Addons[0].Name != resources.AddonCoreDNS || cp.Status.Addons[0].Version != "v1.14.2" ||
+		cp.Status.Addons[0].Desired != 2 || cp.Status.Addons[1].Version != "v1.36.3" {
+		t.Fatalf("status.addons = %+v", cp.Status.Addons)
+	}
+
+	// Deleted in the hosted cluster: made again on the next pass.
+	if err := hosted.AppsV1().Deployments(sys).Delete(ctx, resources.CoreDNSName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cp = reconcileAndGet()
+	if _, err := hosted.AppsV1().Deployments(sys).Get(ctx, resources.CoreDNSName, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the deleted CoreDNS Deployment was not made again: %v", err)
+	}
+
+	// kube-proxy no longer asked for: uninstalled. CoreDNS's ConfigMap
+	// taken over by someone (no Quorum label) survives CoreDNS's removal.
+	cp.Spec.Addons.KubeProxy = nil
+	if err := c.Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp = reconcileAndGet()
+	if _, err := hosted.AppsV1().DaemonSets(sys).Get(ctx, resources.KubeProxyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("kube-proxy still installed after its removal from spec.addons: %v", err)
+	}
+	if _, err := hosted.RbacV1().ClusterRoleBindings().Get(ctx, "kubeadm:node-proxier", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("kube-proxy's binding left behind: %v", err)
+	}
+	if len(cp.Status.Addons) != 1 || cp.Status.Addons[0].Name != resources.AddonCoreDNS {
+		t.Fatalf("status.addons after kube-proxy's removal = %+v", cp.Status.Addons)
+	}
+	if _, err := hosted.CoreV1().ConfigMaps(sys).Patch(ctx, resources.CoreDNSName, types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":"someone"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cp.Spec.Addons.CoreDNS = nil
+	if err := c.Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp = reconcileAndGet()
+	if _, err := hosted.AppsV1().Deployments(sys).Get(ctx, resources.CoreDNSName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("CoreDNS still installed after its removal from spec.addons: %v", err)
+	}
+	if _, err := hosted.CoreV1().ConfigMaps(sys).Get(ctx, resources.CoreDNSName, metav1.GetOptions{}); err != nil {
+		t.Fatalf("a ConfigMap Quorum no longer manages was deleted: %v", err)
+	}
+	if len(cp.Status.Addons) != 0 {
+		t.Fatalf("status.addons with none asked = %+v", cp.Status.Addons)
+	}
+	_ = hosted.CoreV1().ConfigMaps(sys).Delete(ctx, resources.CoreDNSName, metav1.DeleteOptions{})
 }
 
 // TestControlPlaneEtcdClusterInUse: a second ControlPlane naming an

@@ -23,7 +23,8 @@ import (
 //     apiservers' kubelet client's) is cluster-admin, revocable by deleting
 //     the binding;
 //   - the apiservers' kubelet client may use the kubelet API (logs, exec);
-//   - the operator's user may read the two leader leases, nothing else.
+//   - the operator's user may read the two leader leases and the add-ons'
+//     Deployment and DaemonSet, nothing else.
 
 // hostedRBACManager is the field manager of those objects.
 const hostedRBACManager = "quorum"
@@ -46,7 +47,10 @@ func ensureHostedRBAC(ctx context.Context, cs kubernetes.Interface) error {
 		return err
 	}
 	if _, err := rbac.Roles("kube-system").Apply(ctx, rbacac.Role(resources.OperatorUser, "kube-system").
-		WithRules(rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithResourceNames(leaseNames...).WithVerbs("get")), opts); err != nil {
+		WithRules(rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithResourceNames(leaseNames...).WithVerbs("get"),
+			// The add-ons' workloads, to report them and see one removed.
+			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("deployments").WithResourceNames(resources.CoreDNSName).WithVerbs("get"),
+			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("daemonsets").WithResourceNames(resources.KubeProxyName).WithVerbs("get")), opts); err != nil {
 		return err
 	}
 	_, err := rbac.RoleBindings("kube-system").Apply(ctx, rbacac.RoleBinding(resources.OperatorUser, "kube-system").
@@ -55,18 +59,28 @@ func ensureHostedRBAC(ctx context.Context, cs kubernetes.Interface) error {
 	return err
 }
 
-// hostedRBAC makes the bindings and the objects kubeadm join reads once
-// per control plane and process, and again when those objects' contents
-// change (a new CA bundle, endpoint or version) or the operator's
-// credential is refused: applying them is idempotent, and the super-admin
-// credential is not used on every pass.
-func (r *Reconciler) hostedRBAC(ctx context.Context, cp *quorumv1alpha1.ControlPlane, kubeconfigs map[string][]byte, refused bool) error {
+// hostedRBAC makes the bindings, the objects kubeadm join reads and the
+// add-ons once per control plane and process, and again when what they
+// should be changes (a new CA bundle, endpoint, version or spec.addons),
+// when the operator's credential is refused or an add-on was found changed
+// (force): applying them is idempotent, and the super-admin credential is
+// not used on every pass.
+func (r *Reconciler) hostedRBAC(ctx context.Context, s *scope, kubeconfigs map[string][]byte, force bool) error {
+	cp := s.cp
 	join, err := desiredJoinObjects(cp, kubeconfigs[resources.KubeconfigAdmin])
 	if err != nil {
 		return err
 	}
-	fingerprint := join.fingerprint()
-	if done, ok := r.rbacDone.Load(cp.UID); ok && done == fingerprint && !refused {
+	addons, err := resources.Addons(cp, addonsVersion(s))
+	if err != nil {
+		return err
+	}
+	addonsPrint, err := addonsFingerprint(addons)
+	if err != nil {
+		return err
+	}
+	fingerprint := join.fingerprint() + addonsPrint
+	if done, ok := r.rbacDone.Load(cp.UID); ok && done == fingerprint && !force {
 		return nil
 	}
 	cs, err := r.hosted(ctx, cp, kubeconfigs[resources.KubeconfigSuperAdmin])
@@ -78,6 +92,9 @@ func (r *Reconciler) hostedRBAC(ctx context.Context, cp *quorumv1alpha1.ControlP
 	}
 	if err := ensureJoinObjects(ctx, cs, join); err != nil {
 		return fmt.Errorf("making what kubeadm join reads in the hosted cluster: %w", err)
+	}
+	if err := ensureAddons(ctx, cs, addons); err != nil {
+		return err
 	}
 	r.rbacDone.Store(cp.UID, fingerprint)
 	return nil

@@ -34,16 +34,42 @@ func anyReplicaReady(s *scope) bool {
 // ensureHosted makes the hosted cluster's own objects once an apiserver is
 // ready, and says why they are not made yet (empty once they are): the
 // admin credential can do nothing until its binding exists, so the
-// control plane is not Ready before.
+// control plane is not Ready before. It also reports the add-ons, and
+// applies them again when one was removed or changed in the hosted
+// cluster.
 func (r *Reconciler) ensureHosted(ctx context.Context, s *scope, kubeconfigs map[string][]byte) string {
 	if !anyReplicaReady(s) || kubeconfigs == nil {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, hostedTimeout)
 	defer cancel()
-	if err := r.hostedRBAC(ctx, s.cp, kubeconfigs, false); err != nil {
-		logf.FromContext(ctx).V(1).Info("hosted RBAC not made yet", "error", err.Error())
+	log := logf.FromContext(ctx)
+	if err := r.hostedRBAC(ctx, s, kubeconfigs, false); err != nil {
+		log.V(1).Info("hosted RBAC not made yet", "error", err.Error())
 		return err.Error()
+	}
+	addons, err := resources.Addons(s.cp, addonsVersion(s))
+	if err != nil || len(addons) == 0 {
+		return ""
+	}
+	cs, err := r.hosted(ctx, s.cp, kubeconfigs[resources.KubeconfigOperator])
+	if err != nil {
+		return ""
+	}
+	observed, drifted, err := observeAddons(ctx, cs, addons)
+	if err != nil {
+		log.V(1).Info("add-ons not observed", "error", err.Error())
+		if forbidden(err) {
+			drifted = true
+		}
+	} else {
+		s.addons = observed
+	}
+	if drifted {
+		log.Info("an add-on is missing or changed in the hosted cluster: applying the add-ons again")
+		if err := r.hostedRBAC(ctx, s, kubeconfigs, true); err != nil {
+			return err.Error()
+		}
 	}
 	return ""
 }
@@ -99,7 +125,7 @@ func (r *Reconciler) readLeaders(ctx context.Context, s *scope, kubeconfigs map[
 		// predecessor): made again now, read next pass.
 		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), hostedTimeout)
 		defer hcancel()
-		if err := r.hostedRBAC(hctx, s.cp, kubeconfigs, true); err != nil {
+		if err := r.hostedRBAC(hctx, s, kubeconfigs, true); err != nil {
 			log.V(1).Info("hosted RBAC not made", "error", err.Error())
 			s.hostedPending = err.Error()
 		}

@@ -79,6 +79,9 @@ type scope struct {
 	// the admin credential relies on, what kubeadm join reads) are not
 	// made yet; empty once they are, or when not looked at this pass.
 	hostedPending string
+	// addons are the add-ons as observed in the hosted cluster this pass
+	// (nil when not looked at).
+	addons []quorumv1alpha1.AddonStatus
 
 	// certificates are the PKI's certificates with their expiry, when the
 	// PKI was looked at this pass.

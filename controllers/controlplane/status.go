@@ -49,6 +49,16 @@ func computeStatus(s *scope, a action) quorumv1alpha1.ControlPlaneStatus {
 		CARotation:          rotationStatus(s, a),
 		Conditions:          append([]metav1.Condition(nil), cp.Status.Conditions...),
 	}
+	st.Addons = s.addons
+	if s.addons == nil {
+		// Not looked at this pass: what was seen of those still asked for.
+		asked := map[string]bool{resources.AddonCoreDNS: cp.Spec.Addons.CoreDNS != nil, resources.AddonKubeProxy: cp.Spec.Addons.KubeProxy != nil}
+		for _, a := range cp.Status.Addons {
+			if asked[a.Name] {
+				st.Addons = append(st.Addons, a)
+			}
+		}
+	}
 	if s.certificates != nil {
 		st.Certificates = s.certificates
 		for _, c := range s.certificates {
@@ -166,7 +176,7 @@ func readiness(s *scope, st *quorumv1alpha1.ControlPlaneStatus, desired int32) r
 		return reconciler.Readiness{Stalled: true, Reason: prog.Reason, Message: prog.Message}
 	case healthy && st.UpdatedReplicas == desired && prog.Status == metav1.ConditionFalse && s.hostedPending != "":
 		return reconciler.Readiness{Reason: reasonHostedPending,
-			Message: "the apiservers are ready, but the RBAC the admin credential relies on is not made in the hosted cluster yet: " + s.hostedPending}
+			Message: "the apiservers are ready, but the hosted cluster's own objects (the RBAC the admin credential relies on, what kubeadm join reads, the add-ons) are not made yet: " + s.hostedPending}
 	case healthy && st.UpdatedReplicas == desired && prog.Status == metav1.ConditionFalse:
 		return reconciler.Readiness{Ready: true, Reason: "Ready", Message: cond(quorumv1alpha1.ConditionAvailable).Message}
 	case prog.Status == metav1.ConditionTrue:

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
@@ -102,5 +105,52 @@ func TestKubeadmConfigs(t *testing.T) {
 	}
 	if len(kc.ClusterDNS) != 1 || kc.ClusterDNS[0] != "10.100.0.10" {
 		t.Errorf("kubelet clusterDNS %v, want [10.100.0.10]", kc.ClusterDNS)
+	}
+}
+
+// TestAddons: CoreDNS at kubeadm's version for the minor, its Service at
+// the cluster DNS address, kube-proxy at the Kubernetes version reaching
+// the endpoint; nothing asked, nothing made.
+func TestAddons(t *testing.T) {
+	for k8s, want := range map[string]string{"v1.35.4": "v1.13.1", "v1.36.3": "v1.14.2", "v1.40.0": "v1.14.2", "v1.30.1": "v1.12.0", "bad": "v1.12.0"} {
+		if got := CoreDNSVersion(k8s); got != want {
+			t.Errorf("CoreDNSVersion(%s) = %s, want %s", k8s, got, want)
+		}
+	}
+	cp := &quorumv1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: "t"}}
+	cp.Spec.Endpoint.Port = 6443
+	if a, err := Addons(cp, "v1.36.3"); err != nil || len(a) != 0 {
+		t.Fatalf("no add-on asked: %v %v", a, err)
+	}
+	cp.Spec.APIServer.ExtraArgs = map[string]string{"service-cluster-ip-range": "10.100.0.0/16"}
+	cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{Replicas: ptr.To[int32](3)}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{Mode: "nftables"}}
+	addons, err := Addons(cp, "v1.35.4")
+	if err != nil || len(addons) != 2 {
+		t.Fatalf("addons %v %v", addons, err)
+	}
+	var dns, proxy bool
+	for _, a := range addons {
+		for _, o := range a.Objects {
+			switch o := o.(type) {
+			case *corev1.Service:
+				dns = o.Spec.ClusterIP == "10.100.0.10"
+			case *appsv1.Deployment:
+				if o.Spec.Template.Spec.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.13.1" || *o.Spec.Replicas != 3 {
+					t.Errorf("CoreDNS Deployment: %s x%d", o.Spec.Template.Spec.Containers[0].Image, *o.Spec.Replicas)
+				}
+			case *appsv1.DaemonSet:
+				proxy = o.Spec.Template.Spec.Containers[0].Image == "registry.k8s.io/kube-proxy:v1.35.4" && o.Spec.Template.Spec.HostNetwork
+			case *corev1.ConfigMap:
+				if o.Name == KubeProxyName && (!strings.Contains(o.Data["kubeconfig.conf"], "server: "+EndpointURL(cp)) || !strings.Contains(o.Data["config.conf"], "mode: nftables")) {
+					t.Errorf("kube-proxy ConfigMap: %v", o.Data)
+				}
+			}
+			if m, ok := o.(metav1.Object); !ok || m.GetLabels()[LabelAddon] != a.Name || m.GetLabels()[LabelManagedBy] != ManagedBy {
+				t.Errorf("%T of %s is not labelled as Quorum's add-on", o, a.Name)
+			}
+		}
+	}
+	if !dns || !proxy {
+		t.Errorf("kube-dns at .10: %v; kube-proxy DaemonSet at v1.35.4 on the host network: %v", dns, proxy)
 	}
 }
