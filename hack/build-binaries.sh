@@ -7,7 +7,8 @@
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kubeadm
 # kube-proxy kubectl etcd etcdctl etcdutl, e2e.test ginkgo agnhost (the
 # upstream conformance tests, their runner and main image), and the local cluster's add-ons
-# coredns versitygw local-path-provisioner, promtool (Prometheus's rule
+# coredns versitygw local-path-provisioner, hosted-coredns (the CoreDNS
+# the coreDNS add-on of a hosted v1.36 control plane runs), promtool (Prometheus's rule
 # tester), helm, previous-etcd (v3.6.15 into bin/k8s/v3.6.15, for the
 # etcd rolling-upgrade chaos scenario), and previous-control-plane: the
 # v1.35.4 kube-apiserver, controller-manager and scheduler (into
@@ -43,15 +44,16 @@ build() { # name module-dir package version ldflags [output-dir]
 	echo "built $name in $((SECONDS - start))s" >&2
 }
 
-install() { # name module@version [build tags]: a plain `go install` of a published command
-	local name=$1 mod=$2 tags=${3:-}
-	local stamp="$out/.$name.version"
-	if [ -x "$out/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$mod" ]; then
+install() { # name module@version [build tags] [output-dir]: a plain `go install` of a published command
+	local name=$1 mod=$2 tags=${3:-} dest=${4:-$out}
+	local stamp="$dest/.$name.version"
+	if [ -x "$dest/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$mod" ]; then
 		return
 	fi
 	echo "building $name ($mod)" >&2
 	local start=$SECONDS
-	(cd "$root" && CGO_ENABLED=0 GOBIN="$out" go install -tags "$tags" -trimpath -ldflags "-s -w" "$mod")
+	mkdir -p "$dest"
+	(cd "$root" && CGO_ENABLED=0 GOBIN="$dest" go install -tags "$tags" -trimpath -ldflags "-s -w" "$mod")
 	echo "$mod" >"$stamp"
 	echo "built $name in $((SECONDS - start))s" >&2
 }
@@ -94,6 +96,9 @@ for c in "${components[@]}"; do
 			build "$b" etcd-previous "go.etcd.io/etcd/$b/v3" "$etcd_previous_version" "" "$out/$etcd_previous_version"
 		done ;;
 	coredns) install coredns github.com/coredns/coredns@v1.15.0 ;;
+	# The CoreDNS a hosted ControlPlane at $k8s_version gets from its
+	# coreDNS add-on (kubeadm's version for that minor), into bin/k8s/coredns-<version>.
+	hosted-coredns) install coredns github.com/coredns/coredns@v1.14.2 "" "$out/coredns-v1.14.2" ;;
 	versitygw) install versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0 ;;
 	local-path-provisioner) install local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30 ;;
 	# The rule checker and tester, without the service discoveries (which

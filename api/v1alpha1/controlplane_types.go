@@ -120,6 +120,20 @@ type KubeProxyAddon struct {
 	// +kubebuilder:validation:Enum=iptables;nftables
 	// +optional
 	Mode string `json:"mode,omitempty"`
+	// masqueradeAll makes kube-proxy SNAT all traffic to Service addresses:
+	// for nodes whose bridge does not pass traffic through netfilter
+	// (no br_netfilter), where a pod reaching a Service backed on its own
+	// node would otherwise not get the answer.
+	// +optional
+	MasqueradeAll bool `json:"masqueradeAll,omitempty"`
+	// conntrackMaxPerCore is the conntrack table size kube-proxy sets per
+	// CPU (net.netfilter.nf_conntrack_max); 0 leaves the machine's setting
+	// alone, which nodes running in a network namespace of their own
+	// (kind, nested nodes) need: only the first namespace may set it.
+	// Unset: kube-proxy's default (32768).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ConntrackMaxPerCore *int32 `json:"conntrackMaxPerCore,omitempty"`
 }
 
 // AddonStatus is an add-on as observed in the hosted cluster.

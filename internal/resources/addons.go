@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -30,6 +32,10 @@ const (
 	// LabelManagedBy ManagedBy it is what the operator uninstalls.
 	LabelAddon = "quorum.dev/addon"
 	ManagedBy  = "quorum"
+
+	// AnnotationConfigHash on kube-proxy's pods is its configuration's
+	// hash.
+	AnnotationConfigHash = "quorum.dev/config-hash"
 
 	CoreDNSName     = "coredns"
 	KubeDNSService  = "kube-dns"
@@ -266,13 +272,25 @@ func kubeProxy(cp *quorumv1alpha1.ControlPlane, spec *quorumv1alpha1.KubeProxyAd
 	if mode == "" {
 		mode = "iptables"
 	}
-	config, err := yaml.Marshal(map[string]any{
+	cfg := map[string]any{
 		"apiVersion":       "kubeproxy.config.k8s.io/v1alpha1",
 		"kind":             "KubeProxyConfiguration",
 		"bindAddress":      "0.0.0.0",
 		"clientConnection": map[string]any{"kubeconfig": kubeProxyConfig + "/kubeconfig.conf"},
 		"mode":             mode,
-	})
+	}
+	if spec.MasqueradeAll {
+		cfg[mode] = map[string]any{"masqueradeAll": true}
+	}
+	if spec.ConntrackMaxPerCore != nil {
+		conntrack := map[string]any{"maxPerCore": *spec.ConntrackMaxPerCore}
+		if *spec.ConntrackMaxPerCore == 0 {
+			// kube-proxy's floor would set the table size anyway.
+			conntrack["min"] = 0
+		}
+		cfg["conntrack"] = conntrack
+	}
+	config, err := yaml.Marshal(cfg)
 	if err != nil {
 		return Addon{}, err
 	}
@@ -291,6 +309,8 @@ func kubeProxy(cp *quorumv1alpha1.ControlPlane, spec *quorumv1alpha1.KubeProxyAd
 		return Addon{}, err
 	}
 	labels := map[string]string{"k8s-app": KubeProxyName}
+	// kube-proxy reads its configuration once: a new one rolls the pods.
+	sum := sha256.Sum256(append(append([]byte{}, config...), kubeconfig...))
 	daemonSet := &appsv1.DaemonSet{
 		TypeMeta:   typeMeta("apps/v1", "DaemonSet"),
 		ObjectMeta: addonMeta(AddonKubeProxy, sys, KubeProxyName, labels),
@@ -298,7 +318,7 @@ func kubeProxy(cp *quorumv1alpha1.ControlPlane, spec *quorumv1alpha1.KubeProxyAd
 			Selector:       &metav1.LabelSelector{MatchLabels: labels},
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{AnnotationConfigHash: hex.EncodeToString(sum[:8])}},
 				Spec: corev1.PodSpec{
 					PriorityClassName:  "system-node-critical",
 					ServiceAccountName: KubeProxyName,

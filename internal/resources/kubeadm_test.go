@@ -123,7 +123,7 @@ func TestAddons(t *testing.T) {
 		t.Fatalf("no add-on asked: %v %v", a, err)
 	}
 	cp.Spec.APIServer.ExtraArgs = map[string]string{"service-cluster-ip-range": "10.100.0.0/16"}
-	cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{Replicas: ptr.To[int32](3)}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{Mode: "nftables"}}
+	cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{Replicas: ptr.To[int32](3)}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{Mode: "nftables", MasqueradeAll: true, ConntrackMaxPerCore: ptr.To[int32](0)}}
 	addons, err := Addons(cp, "v1.35.4")
 	if err != nil || len(addons) != 2 {
 		t.Fatalf("addons %v %v", addons, err)
@@ -141,7 +141,8 @@ func TestAddons(t *testing.T) {
 			case *appsv1.DaemonSet:
 				proxy = o.Spec.Template.Spec.Containers[0].Image == "registry.k8s.io/kube-proxy:v1.35.4" && o.Spec.Template.Spec.HostNetwork
 			case *corev1.ConfigMap:
-				if o.Name == KubeProxyName && (!strings.Contains(o.Data["kubeconfig.conf"], "server: "+EndpointURL(cp)) || !strings.Contains(o.Data["config.conf"], "mode: nftables")) {
+				if o.Name == KubeProxyName && (!strings.Contains(o.Data["kubeconfig.conf"], "server: "+EndpointURL(cp)) || !strings.Contains(o.Data["config.conf"], "mode: nftables") ||
+					!strings.Contains(o.Data["config.conf"], "nftables:\n  masqueradeAll: true") || !strings.Contains(o.Data["config.conf"], "conntrack:\n  maxPerCore: 0\n  min: 0")) {
 					t.Errorf("kube-proxy ConfigMap: %v", o.Data)
 				}
 			}

@@ -147,6 +147,24 @@ func hostedKubectl(t *testing.T, kubeconfig string, args ...string) string {
 	return string(out)
 }
 
+// localKubeProxy is the kube-proxy add-on tenant nodes of the local
+// cluster need: each is a network namespace on a plain bridge (no
+// br_netfilter), and only the machine's first namespace may size the
+// conntrack table.
+func localKubeProxy() *quorumv1alpha1.KubeProxyAddon {
+	return &quorumv1alpha1.KubeProxyAddon{MasqueradeAll: true, ConntrackMaxPerCore: ptr.To[int32](0)}
+}
+
+// hostedKubectlOut runs kubectl against a hosted API and returns what it
+// printed, error or not (for polling).
+func hostedKubectlOut(kubeconfig string, args ...string) string {
+	out, err := exec.Command(local.Kubectl(), append([]string{"--kubeconfig", kubeconfig, "--request-timeout=20s"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%v: %s", err, out)
+	}
+	return string(out)
+}
+
 func hostedClientset(t *testing.T, kubeconfig string) *kubernetes.Clientset {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -370,8 +388,12 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 	})
 	applied := time.Now()
+	// (issue 16) With CoreDNS and kube-proxy: at the versions for
+	// v1.35 now, for v1.36 after the upgrade.
 	newControlPlane(t, ns, "tenant", cluster.PreviousKubernetesVersion, 3,
-		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}}, func(cp *quorumv1alpha1.ControlPlane) {
+			cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: localKubeProxy()}
+		})
 	// (issue 15) In progress from the moment it is applied, current once
 	// available; `kubectl wait` returns then.
 	if s := kstatusNow(t, "ControlPlane", ns, "tenant"); s != kstatus.InProgressStatus {
@@ -388,6 +410,7 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	}
 	kubeconfig := adminKubeconfig(t, cp)
 	useTheEndpoint(t, kubeconfig, "before")
+	assertAddons(t, ns, "tenant", kubeconfig, cluster.PreviousKubernetesVersion)
 
 	// (issue 11 f) A second ControlPlane on the same EtcdCluster would share
 	// its /registry: refused with a condition, no replica started.
@@ -507,6 +530,7 @@ func testControlPlaneOnEtcdCluster(t *testing.T) {
 	if out != "before" {
 		t.Errorf("an object written before the upgrade reads %q", out)
 	}
+	assertAddons(t, ns, "tenant", kubeconfig, cluster.KubernetesVersion)
 	// (issue 16 a) A node joins the upgraded cluster.
 	assertNodeJoins(t, cp, kubeconfig)
 

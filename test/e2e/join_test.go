@@ -231,6 +231,53 @@ func assertNodeJoins(t *testing.T, cp *quorumv1alpha1.ControlPlane, kubeconfig s
 		t.Fatalf("kubectl exec through the hosted API: %q", out)
 	}
 	t.Logf("a Deployment's pod ran on %s; logs and exec through the hosted endpoint work", node)
+
+	// (issue 16 a) The add-ons run on the node: kube-proxy makes the
+	// hosted Service addresses, CoreDNS answers a Service's name at the
+	// cluster DNS address the pod's resolv.conf names.
+	eventually(t, "kube-proxy and CoreDNS ready on "+node, 3*time.Minute, func() (bool, string) {
+		st := getControlPlane(t, cp.Namespace, cp.Name).Status.Addons
+		ready := len(st) == 2
+		for _, a := range st {
+			ready = ready && a.Desired > 0 && a.Ready == a.Desired
+		}
+		return ready, fmt.Sprintf("status.addons %+v", st)
+	})
+	hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "create", "service", "clusterip", "hello", "--tcp", "80:80")
+	svcIP := hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}")
+	// Names only: nothing answers outside the cluster here, so a name
+	// busybox also tries as is would wait on CoreDNS's forwarder.
+	for _, name := range []string{"hello", "hello.e2e-workload.svc.cluster.local", "kubernetes.default.svc.cluster.local"} {
+		want := svcIP
+		if strings.HasPrefix(name, "kubernetes.") {
+			want = hostedKubectl(t, kubeconfig, "-n", "default", "get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}")
+		}
+		eventually(t, name+" resolved through the hosted CoreDNS", 2*time.Minute, func() (bool, string) {
+			// busybox's nslookup fails when any search domain has no
+			// answer; the answer for the right one is what counts.
+			out, _ := exec.Command(local.Kubectl(), "--kubeconfig", kubeconfig, "--request-timeout=20s", "-n", "e2e-workload", "exec", pod, "--",
+				"nslookup", name).CombinedOutput()
+			return strings.Contains(string(out), "Address: "+want+"\n"), string(out)
+		})
+	}
+	t.Logf("from a pod on %s, Service names resolve through the hosted CoreDNS (hello is %s)", node, svcIP)
+}
+
+// assertAddons waits for the add-ons of a control plane whose apiservers
+// run version to be at the versions that fit it, in the hosted cluster and
+// in status.
+func assertAddons(t *testing.T, ns, name, kubeconfig, version string) {
+	t.Helper()
+	dns := resources.CoreDNSVersion(version)
+	eventually(t, "CoreDNS "+dns+" and kube-proxy "+version+" installed", 2*time.Minute, func() (bool, string) {
+		st := getControlPlane(t, ns, name).Status.Addons
+		if len(st) != 2 || st[0].Name != resources.AddonCoreDNS || st[0].Version != dns || st[1].Version != version {
+			return false, fmt.Sprintf("status.addons %+v", st)
+		}
+		images := hostedKubectlOut(kubeconfig, "-n", "kube-system", "get", "deployment/coredns", "daemonset/kube-proxy",
+			"-o", "jsonpath={.items[*].spec.template.spec.containers[0].image}")
+		return images == resources.CoreDNSImage(dns)+" "+resources.KubeProxyImage(version), images
+	})
 }
 
 func podPhases(pods []corev1.Pod) []string {

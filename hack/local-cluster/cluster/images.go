@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"quorum.dev/quorum/internal/resources"
 )
 
 // imageSpec is an image made from static binaries: nothing can be pulled on
@@ -75,6 +77,19 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 		{ref: ManagerImage, files: map[string]string{"/manager": c.path("build", "manager")}, entrypoint: []string{"/manager"}, user: "65532:65532"},
 		{ref: AgentImage, files: map[string]string{"/agent": c.path("build", "agent")}, entrypoint: []string{"/agent"}, user: "65532:65532"},
 	}
+	// What a hosted control plane's add-ons run on tenant nodes: kube-proxy
+	// with the machine's iptables, and CoreDNS at the version the coreDNS
+	// add-on picks for KubernetesVersion.
+	proxy := k8s("kube-proxy")
+	xtables, links, err := xtablesFiles()
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(proxy.files, xtables)
+	proxy.symlinks = links
+	hostedDNS := resources.CoreDNSVersion(KubernetesVersion)
+	specs = append(specs, proxy, imageSpec{ref: resources.CoreDNSImage(hostedDNS),
+		files: map[string]string{"/coredns": filepath.Join(c.Bin, "coredns-"+hostedDNS, "coredns")}, entrypoint: []string{"/coredns"}})
 	if !c.WithoutPrevious {
 		specs = append(specs, previous("kube-apiserver"), previous("kube-controller-manager"), previous("kube-scheduler"))
 	}
@@ -91,6 +106,46 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 		})
 	}
 	return specs, nil
+}
+
+// xtablesFiles are the machine's iptables (the nft flavour, as the
+// management nodes' kube-proxy uses it) for an image: the multi-call binary,
+// its extensions, every library they load and the dynamic loader, and the
+// command names kube-proxy runs, linked to the binary.
+func xtablesFiles() (map[string]string, map[string]string, error) {
+	const multi = "/usr/sbin/xtables-nft-multi"
+	const extensions = "/usr/lib/x86_64-linux-gnu/xtables"
+	files := map[string]string{multi: multi}
+	exts, err := filepath.Glob(extensions + "/*.so")
+	if err != nil || len(exts) == 0 {
+		return nil, nil, fmt.Errorf("iptables is needed for the kube-proxy image (hack/install-deps.sh): no extensions in %s", extensions)
+	}
+	for _, e := range exts {
+		files[e] = e
+	}
+	for _, bin := range append([]string{multi}, exts...) {
+		out, err := exec.Command("ldd", bin).Output()
+		if err != nil {
+			return nil, nil, fmt.Errorf("ldd %s: %w", bin, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "/") {
+					// Libraries go where the loader looks without a cache.
+					in := f
+					if strings.HasPrefix(f, "/lib/") {
+						in = "/usr" + f
+					}
+					files[in] = f
+				}
+			}
+		}
+	}
+	links := map[string]string{}
+	for _, name := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
+		links["/usr/sbin/"+name] = "xtables-nft-multi"
+	}
+	return files, links, nil
 }
 
 // busyboxLinks asks Debian's static busybox for its applets and links each
@@ -179,7 +234,7 @@ func (c *Cluster) buildLocalBinaries() error {
 // times would rebuild it every time).
 func (s imageSpec) inputKey() (string, error) {
 	h := sha256.New()
-	_, _ = fmt.Fprintf(h, "%s|%v|%v|%s|v2\n", s.ref, s.entrypoint, s.cmd, s.user)
+	_, _ = fmt.Fprintf(h, "%s|%v|%v|%s|v3\n", s.ref, s.entrypoint, s.cmd, s.user)
 	for _, p := range slices.Sorted(maps.Keys(s.files)) {
 		f, err := os.Open(s.files[p])
 		if err != nil {
@@ -217,7 +272,7 @@ func (s imageSpec) write(file string) error {
 	cfg.Config.Entrypoint = s.entrypoint
 	cfg.Config.Cmd = s.cmd
 	cfg.Config.User = s.user
-	cfg.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	cfg.Config.Env = []string{"PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
 		return err

@@ -165,7 +165,7 @@ func (c *Cluster) JoinNode(ctx context.Context, name, controlPlane string) (time
 		return 0, err
 	}
 
-	made, err := c.runKubeadmJoin(ctx, n, cmd, svc.Spec.ClusterIP, server)
+	made, err := c.runKubeadmJoin(ctx, n, cmd, svc.Spec.ClusterIP)
 	rec.MadeDirs = made
 	if saveErr := c.saveTenantRecord(name, rec); saveErr != nil && err == nil {
 		err = saveErr
@@ -195,10 +195,12 @@ func (c *Cluster) saveTenantRecord(name string, rec tenantRecord) error {
 }
 
 // tenantImages are the image tarballs a tenant node gets: the pause
-// image and busybox (what its test pods run).
+// image, busybox (what its test pods run), and the add-ons' kube-proxy and
+// CoreDNS.
 func (c *Cluster) tenantImages() []string {
 	var out []string
-	for _, ref := range []string{PauseImage, BusyboxImage} {
+	for _, ref := range []string{PauseImage, BusyboxImage, resources.KubeProxyImage(KubernetesVersion),
+		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion))} {
 		out = append(out, c.imageTarball(ref))
 	}
 	return out
@@ -221,7 +223,7 @@ func hostedClient(kubeconfig []byte, server string) (kubernetes.Interface, error
 // kubeadm has written its configuration (where kubeadm would have asked
 // systemd to). It returns the host folders it had to create as mount
 // points.
-func (c *Cluster) runKubeadmJoin(ctx context.Context, n Node, cmd join.Command, clusterIP, server string) ([]string, error) {
+func (c *Cluster) runKubeadmJoin(ctx context.Context, n Node, cmd join.Command, clusterIP string) ([]string, error) {
 	etc, varLib := c.nodeDir(n, "etc-kubernetes"), c.nodeDir(n, "var-lib-kubelet")
 	patches := c.nodeDir(n, "kubeadm-patches")
 	for _, d := range []string{etc, varLib, patches, c.nodeDir(n, "manifests")} {
@@ -277,9 +279,7 @@ authentication:
 	go func() { done <- kubeadm.Wait() }()
 
 	// kubeadm writes kubeadm-flags.env last before it would start the
-	// kubelet; the bootstrap kubeconfig names the endpoint by its
-	// in-cluster name, which the kubelet (outside kubeadm's /etc/hosts)
-	// reaches by the Service address the serving certificate also holds.
+	// kubelet.
 	flagsFile := filepath.Join(varLib, "kubeadm-flags.env")
 	started := false
 	for !started {
@@ -291,21 +291,31 @@ authentication:
 		if _, err := os.Stat(flagsFile); err != nil {
 			continue
 		}
-		if err := pointKubeconfigAt(filepath.Join(etc, "bootstrap-kubelet.conf"), server); err != nil {
-			return made, err
-		}
 		flags, err := kubeadmFlags(flagsFile)
 		if err != nil {
 			return made, err
 		}
+		// The kubelet runs in a mount namespace of its own where
+		// /etc/hosts is the node's, as a machine's would be: host-network
+		// pods (kube-proxy) get that file and reach the endpoint by its
+		// name. Its root folder is a shared mount made here, so the
+		// volumes it mounts there propagate to containerd.
+		root := c.nodeDir(n, "kubelet-root")
+		if err := os.MkdirAll(root, 0o750); err != nil {
+			return made, err
+		}
+		if err := sharedMount(root); err != nil {
+			return made, err
+		}
 		kubeletArgs := append([]string{
+			"unshare", "--mount", "--propagation", "unchanged", "sh", "-c", `mount --bind "$1" /etc/hosts && shift && exec "$@"`, "sh", hosts,
 			filepath.Join(c.Bin, "kubelet"),
 			"--config=" + filepath.Join(varLib, "config.yaml"),
 			"--bootstrap-kubeconfig=" + filepath.Join(etc, "bootstrap-kubelet.conf"),
 			"--kubeconfig=" + filepath.Join(etc, "kubelet.conf"),
 			"--hostname-override=" + n.Name,
 			"--node-ip=" + n.IP,
-			"--root-dir=" + c.nodeDir(n, "kubelet-root"),
+			"--root-dir=" + root,
 			"--cert-dir=" + c.nodeDir(n, "kubelet-pki"),
 		}, flags...)
 		if err := c.startIfStopped(daemon{name: "kubelet-" + n.Name, netns: n.Netns(), args: kubeletArgs}); err != nil {
@@ -323,6 +333,29 @@ authentication:
 		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s", tail(logPath))
 	}
 	return made, nil
+}
+
+// sharedMount makes dir a mount point of its own in the machine's mount
+// namespace, shared: mounts made below it in a copy of that namespace show
+// in the machine's too.
+func sharedMount(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	mounted := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && unescapeMount(f[4]) == dir {
+			mounted = true
+		}
+	}
+	if !mounted {
+		if _, err := run("mount", "--bind", dir, dir); err != nil {
+			return err
+		}
+	}
+	_, err = run("mount", "--make-shared", dir)
+	return err
 }
 
 // kubeadmFlags are the kubelet flags kubeadm wrote for systemd, less the
@@ -348,18 +381,6 @@ func kubeadmFlags(path string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// pointKubeconfigAt sets every cluster's server in a kubeconfig file.
-func pointKubeconfigAt(path, server string) error {
-	cfg, err := clientcmd.LoadFromFile(path)
-	if err != nil {
-		return err
-	}
-	for _, cl := range cfg.Clusters {
-		cl.Server = server
-	}
-	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // tail is the end of a log file, for errors.

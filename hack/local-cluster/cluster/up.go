@@ -25,7 +25,7 @@ var manifests embed.FS
 // The binaries the cluster needs, built by hack/build-binaries.sh.
 var components = []string{
 	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "kubeadm",
-	"etcd", "etcdctl", "etcdutl", "coredns", "versitygw", "local-path-provisioner",
+	"etcd", "etcdctl", "etcdutl", "coredns", "hosted-coredns", "versitygw", "local-path-provisioner",
 	"previous-control-plane",
 }
 
