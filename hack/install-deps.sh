@@ -4,7 +4,7 @@
 # of the volume provisioner). Skips what is already installed.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables conntrack socat ethtool iproute2 busybox-static kmod)
+packages=(containerd runc containernetworking-plugins iptables conntrack socat ethtool iproute2 busybox-static kmod netcat-openbsd bind9-dnsutils curl)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

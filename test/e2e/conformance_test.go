@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 	"quorum.dev/quorum/hack/local-cluster/cluster"
 )
 
@@ -26,21 +27,55 @@ var (
 // TestConformance (issue 16) runs the upstream end-to-end tests, built
 // from the k8s.io/kubernetes module (e2e.test and ginkgo, hack/
 // build-binaries.sh), against a 3-replica ControlPlane on an EtcdCluster
-// with two tenant nodes joined by kubeadm join: the parallel tests with
-// --conformance.procs processes, then the [Serial] ones alone, as the
-// upstream conformance runs do. It prints passed, failed and skipped with
-// each failure's reason, and fails when any test failed.
+// with CoreDNS and kube-proxy and two tenant nodes joined by kubeadm join:
+// the parallel tests with --conformance.procs processes, then the
+// [Serial] ones alone, as the upstream conformance runs do. It prints
+// passed, failed and skipped with each failure's reason, and fails when
+// any test failed.
 func TestConformance(t *testing.T) {
 	if !*conformance {
 		t.Skip("make conformance runs it (-conformance)")
 	}
+	runConformance(t, "conformance", *conformanceFocus, *conformanceSkip, *conformanceProcs, true)
+}
+
+// conformanceSubset is the part of the upstream conformance tests the
+// README's test command runs (issue 16): API machinery, pods, Services
+// through kube-proxy and names through CoreDNS, none [Serial].
+const conformanceSubset = `\[sig-api-machinery\] (Discovery|Servers with support for Table transformation|Watchers should be able to start watching from a specific resource version|CustomResourceDefinition resources \[Privileged:ClusterAdmin\] Simple CustomResourceDefinition creating/deleting).*\[Conformance\]` +
+	`|\[sig-node\] Pods should (be submitted and removed|get a host IP).*\[Conformance\]` +
+	`|\[sig-network\] Services should (serve a basic endpoint from pods|find a service from listing all namespaces).*\[Conformance\]` +
+	`|\[sig-network\] DNS should provide DNS for (services|the cluster) .*\[Conformance\]`
+
+// testConformanceSubset runs conformanceSubset side by side with the
+// other cases.
+func testConformanceSubset(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(filepath.Join(local.Bin, "e2e.test")); err != nil {
+		t.Fatalf("e2e.test is not built (local-cluster up builds it): %v", err)
+	}
+	runConformance(t, "conformance-subset", conformanceSubset, "", 2, false)
+}
+
+// runConformance makes the control plane and its two tenant nodes (named
+// after the namespace) and runs the upstream tests focus and skip select:
+// the parallel ones with procs processes, then (when serial) the
+// [Serial] ones alone.
+func runConformance(t *testing.T, prefix, focus, skip string, procs int, serial bool) {
 	ctx := context.Background()
-	ns := newNamespace(t, "conformance")
-	cp := controlPlaneOnEtcd(t, ns, cluster.KubernetesVersion, 8*time.Minute)
+	ns := newNamespace(t, prefix)
+	cp := controlPlaneOnEtcd(t, ns, cluster.KubernetesVersion, 8*time.Minute, func(cp *quorumv1alpha1.ControlPlane) {
+		cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: localKubeProxy()}
+	})
+	suffix := ns[strings.LastIndex(ns, "-")+1:]
 	for i := 1; i <= 2; i++ {
-		node := fmt.Sprintf("conformance-%d", i)
+		node := fmt.Sprintf("%s-%s-%d", prefix, suffix, i)
 		took, err := local.JoinNode(ctx, node, ns+"/tenant")
-		t.Cleanup(func() { _ = local.RemoveNode(context.Background(), node) })
+		t.Cleanup(func() {
+			if err := local.RemoveNode(context.Background(), node); err != nil {
+				t.Errorf("remove-node %s: %v", node, err)
+			}
+		})
 		if err != nil {
 			t.Fatalf("join-node %s: %v", node, err)
 		}
@@ -48,16 +83,24 @@ func TestConformance(t *testing.T) {
 	}
 	kubeconfig := adminKubeconfig(t, cp)
 
-	var total conformanceCounts
-	for _, run := range []struct {
+	runs := []struct {
 		name  string
 		procs int
 		skip  string
 		focus string
 	}{
-		{"parallel", *conformanceProcs, joinRegexps(`\[Serial\]`, *conformanceSkip), *conformanceFocus},
-		{"serial", 1, *conformanceSkip, joinAll(*conformanceFocus, `\[Serial\]`)},
-	} {
+		{"parallel", procs, joinRegexps(`\[Serial\]`, skip), focus},
+	}
+	if serial {
+		runs = append(runs, struct {
+			name  string
+			procs int
+			skip  string
+			focus string
+		}{"serial", 1, skip, joinAll(focus, `\[Serial\]`)})
+	}
+	var total conformanceCounts
+	for _, run := range runs {
 		dir := filepath.Join(t.TempDir(), run.name)
 		args := []string{"--procs", fmt.Sprint(run.procs), "--timeout", conformanceTimeout.String(), "--junit-report", "junit.xml",
 			"--output-dir", dir, "--focus", run.focus}
@@ -67,7 +110,7 @@ func TestConformance(t *testing.T) {
 		args = append(args, filepath.Join(local.Bin, "e2e.test"), "--", "--kubeconfig", kubeconfig, "--provider", "skeleton",
 			"--report-dir", dir)
 		cmd := exec.Command(filepath.Join(local.Bin, "ginkgo"), args...)
-		logPath := filepath.Join(local.Root, ".local", "conformance-"+run.name+".log")
+		logPath := filepath.Join(local.Root, ".local", prefix+"-"+run.name+".log")
 		logf, err := os.Create(logPath)
 		if err != nil {
 			t.Fatal(err)
@@ -88,16 +131,16 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		counts.skipped = matched - counts.passed - counts.failed
-		t.Logf("conformance, %s tests (%d processes) in %s: %d passed, %d failed, %d skipped (output %s)",
-			run.name, run.procs, time.Since(start).Round(time.Second), counts.passed, counts.failed, counts.skipped, logPath)
+		t.Logf("%s, %s tests (%d processes) in %s: %d passed, %d failed, %d skipped (output %s)",
+			prefix, run.name, run.procs, time.Since(start).Round(time.Second), counts.passed, counts.failed, counts.skipped, logPath)
 		for _, f := range counts.failures {
 			t.Logf("  FAILED %s", f)
 		}
 		total.add(counts)
 	}
-	t.Logf("conformance: %d passed, %d failed, %d skipped", total.passed, total.failed, total.skipped)
-	if total.failed > 0 {
-		t.Errorf("%d upstream conformance tests failed", total.failed)
+	t.Logf("%s: %d passed, %d failed, %d skipped", prefix, total.passed, total.failed, total.skipped)
+	if total.failed > 0 || total.passed == 0 {
+		t.Errorf("%d upstream conformance tests failed, %d passed", total.failed, total.passed)
 	}
 }
 

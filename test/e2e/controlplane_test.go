@@ -41,6 +41,7 @@ func TestControlPlane(t *testing.T) {
 		t.Run("on an EtcdCluster: kubectl through the endpoint, a replica killed, leader moved, scaled 3-5-3, upgraded", testControlPlaneOnEtcdCluster)
 		t.Run("stacked etcd: kubectl through the endpoint while a replica is killed", testControlPlaneStacked)
 		t.Run("a missing EtcdCluster is a condition, and the control plane starts once it exists", testControlPlaneMissingEtcd)
+		t.Run("upstream conformance subset (API machinery, pods, Services, DNS) on two tenant nodes", testConformanceSubset)
 	})
 }
 
@@ -229,13 +230,13 @@ func startFollowingPoller(t *testing.T, cp *quorumv1alpha1.ControlPlane) *poller
 // controlPlaneOnEtcd makes a 3-member EtcdCluster "etcd" (emptyDir) and a
 // 3-replica ControlPlane "tenant" at version on it, and waits until the
 // control plane is available.
-func controlPlaneOnEtcd(t *testing.T, ns, version string, timeout time.Duration) *quorumv1alpha1.ControlPlane {
+func controlPlaneOnEtcd(t *testing.T, ns, version string, timeout time.Duration, mutate ...func(*quorumv1alpha1.ControlPlane)) *quorumv1alpha1.ControlPlane {
 	t.Helper()
 	newEtcdCluster(t, ns, "etcd", 3, func(c *quorumv1alpha1.EtcdCluster) {
 		c.Spec.Storage = quorumv1alpha1.EtcdStorage{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 	})
 	newControlPlane(t, ns, "tenant", version, 3,
-		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}})
+		quorumv1alpha1.ControlPlaneEtcd{ClusterRef: &quorumv1alpha1.LocalObjectReference{Name: "etcd"}}, mutate...)
 	return waitControlPlane(t, ns, "tenant", 3, version, timeout)
 }
 

@@ -113,8 +113,9 @@ type Cluster struct {
 	// Log receives progress lines.
 	Log func(format string, args ...any)
 	// WithoutPrevious leaves out the previous Kubernetes version's
-	// control-plane binaries and images (only upgrade tests use them): the
-	// demo builds less.
+	// control-plane binaries and images (only upgrade tests use them) and
+	// the upstream conformance tests and their images: the demo builds
+	// less.
 	WithoutPrevious bool
 }
 

@@ -90,6 +90,13 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 	hostedDNS := resources.CoreDNSVersion(KubernetesVersion)
 	specs = append(specs, proxy, imageSpec{ref: resources.CoreDNSImage(hostedDNS),
 		files: map[string]string{"/coredns": filepath.Join(c.Bin, "coredns-"+hostedDNS, "coredns")}, entrypoint: []string{"/coredns"}})
+	if _, err := os.Stat(bin("agnhost")); err == nil {
+		conformance, err := c.conformanceImages(busybox)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, conformance...)
+	}
 	if !c.WithoutPrevious {
 		specs = append(specs, previous("kube-apiserver"), previous("kube-controller-manager"), previous("kube-scheduler"))
 	}
@@ -108,6 +115,50 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 	return specs, nil
 }
 
+// Images the upstream conformance tests run, by the names e2e.test v1.36
+// asks for (k8s.io/kubernetes/test/utils/image): agnhost built from its Go
+// module with Debian's busybox, bash, OpenBSD netcat, dig, curl and ip
+// beside it for the commands tests run in it, glibc-dns-testing (the same
+// tools and getent), busybox, and pause. Built once agnhost is (hack/build-binaries.sh
+// agnhost); tenant nodes get them.
+var (
+	AgnhostImage            = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
+	GlibcDNSTestingImage    = "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0"
+	ConformanceBusyboxImage = "registry.k8s.io/e2e-test-images/busybox:1.37.0-1"
+	ConformancePauseImage   = "registry.k8s.io/pause:3.10.2"
+)
+
+func (c *Cluster) conformanceImages(busybox map[string]string) ([]imageSpec, error) {
+	tools, err := agnhostTools()
+	if err != nil {
+		return nil, err
+	}
+	tools["/agnhost"] = filepath.Join(c.Bin, "agnhost")
+	tools["/bin/busybox"] = "/bin/busybox"
+	links := maps.Clone(busybox)
+	for p := range tools {
+		delete(links, p)
+	}
+	// Debian's busybox shell runs its own applets before PATH (its nc
+	// has no -v): the shell is bash, as the tests' commands expect.
+	links["/bin/sh"] = "bash"
+	delete(links, "/usr/bin/nc")
+	// The DNS tests' second querier: glibc's resolver (getent) and dig
+	// beside a shell.
+	glibc := maps.Clone(tools)
+	delete(glibc, "/agnhost")
+	glibc["/usr/bin/getent"] = "/usr/bin/getent"
+	if err := addLibraries(glibc); err != nil {
+		return nil, err
+	}
+	return []imageSpec{
+		{ref: AgnhostImage, files: tools, symlinks: links, entrypoint: []string{"/agnhost"}, cmd: []string{"pause"}},
+		{ref: GlibcDNSTestingImage, files: glibc, symlinks: links, cmd: []string{"sh"}},
+		{ref: ConformanceBusyboxImage, files: map[string]string{"/bin/busybox": "/bin/busybox"}, symlinks: busybox, cmd: []string{"sh"}},
+		{ref: ConformancePauseImage, files: map[string]string{"/pause": c.path("build", "pause")}, entrypoint: []string{"/pause"}},
+	}, nil
+}
+
 // xtablesFiles are the machine's iptables (the nft flavour, as the
 // management nodes' kube-proxy uses it) for an image: the multi-call binary,
 // its extensions, every library they load and the dynamic loader, and the
@@ -115,23 +166,40 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 func xtablesFiles() (map[string]string, map[string]string, error) {
 	const multi = "/usr/sbin/xtables-nft-multi"
 	const extensions = "/usr/lib/x86_64-linux-gnu/xtables"
-	files := map[string]string{multi: multi}
 	exts, err := filepath.Glob(extensions + "/*.so")
 	if err != nil || len(exts) == 0 {
 		return nil, nil, fmt.Errorf("iptables is needed for the kube-proxy image (hack/install-deps.sh): no extensions in %s", extensions)
 	}
-	for _, e := range exts {
-		files[e] = e
+	files := map[string]string{}
+	for _, f := range append([]string{multi}, exts...) {
+		files[f] = f
 	}
-	for _, bin := range append([]string{multi}, exts...) {
-		out, err := exec.Command("ldd", bin).Output()
+	if err := addLibraries(files); err != nil {
+		return nil, nil, err
+	}
+	links := map[string]string{}
+	for _, name := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
+		links["/usr/sbin/"+name] = "xtables-nft-multi"
+	}
+	return files, links, nil
+}
+
+// addLibraries adds to files (path in the image -> file on the machine)
+// every shared library its programs load, as ldd lists them, and the
+// dynamic loader: libraries go under /usr/lib, where the loader looks
+// without a cache.
+func addLibraries(files map[string]string) error {
+	for _, bin := range slices.Sorted(maps.Values(files)) {
+		out, err := exec.Command("ldd", bin).CombinedOutput()
 		if err != nil {
-			return nil, nil, fmt.Errorf("ldd %s: %w", bin, err)
+			if strings.Contains(string(out), "not a dynamic executable") {
+				continue
+			}
+			return fmt.Errorf("ldd %s: %w", bin, err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			for _, f := range strings.Fields(line) {
 				if strings.HasPrefix(f, "/") {
-					// Libraries go where the loader looks without a cache.
 					in := f
 					if strings.HasPrefix(f, "/lib/") {
 						in = "/usr" + f
@@ -141,11 +209,23 @@ func xtablesFiles() (map[string]string, map[string]string, error) {
 			}
 		}
 	}
-	links := map[string]string{}
-	for _, name := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
-		links["/usr/sbin/"+name] = "xtables-nft-multi"
+	return nil
+}
+
+// agnhostTools are the programs the conformance tests run inside agnhost
+// besides agnhost itself (upstream's image adds them from Alpine): bash,
+// OpenBSD netcat, dig, curl and ip, from Debian (hack/install-deps.sh).
+func agnhostTools() (map[string]string, error) {
+	files := map[string]string{
+		"/bin/bash": "/bin/bash", "/usr/bin/nc": "/bin/nc.openbsd", "/usr/bin/dig": "/usr/bin/dig",
+		"/usr/bin/curl": "/usr/bin/curl", "/usr/bin/ip": "/bin/ip",
 	}
-	return files, links, nil
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("the agnhost image needs %s (hack/install-deps.sh): %w", f, err)
+		}
+	}
+	return files, addLibraries(files)
 }
 
 // busyboxLinks asks Debian's static busybox for its applets and links each

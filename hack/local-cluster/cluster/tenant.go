@@ -195,12 +195,16 @@ func (c *Cluster) saveTenantRecord(name string, rec tenantRecord) error {
 }
 
 // tenantImages are the image tarballs a tenant node gets: the pause
-// image, busybox (what its test pods run), and the add-ons' kube-proxy and
-// CoreDNS.
+// image, busybox (what its test pods run), the add-ons' kube-proxy and
+// CoreDNS, and the conformance tests' images when they are built.
 func (c *Cluster) tenantImages() []string {
 	var out []string
-	for _, ref := range []string{PauseImage, BusyboxImage, resources.KubeProxyImage(KubernetesVersion),
-		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion))} {
+	refs := []string{PauseImage, BusyboxImage, resources.KubeProxyImage(KubernetesVersion),
+		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion))}
+	if _, err := os.Stat(c.imageTarball(AgnhostImage)); err == nil {
+		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage)
+	}
+	for _, ref := range refs {
 		out = append(out, c.imageTarball(ref))
 	}
 	return out

@@ -27,7 +27,13 @@ var components = []string{
 	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "kubeadm",
 	"etcd", "etcdctl", "etcdutl", "coredns", "hosted-coredns", "versitygw", "local-path-provisioner",
 	"previous-control-plane",
+	// The upstream conformance tests, their runner and main image (the
+	// test command runs a subset; the demo does without).
+	"e2e.test", "ginkgo", "agnhost",
 }
+
+// demoSkips are the components the demo (--demo) does not build.
+var demoSkips = []string{"previous-control-plane", "e2e.test", "ginkgo", "agnhost"}
 
 // Timings of the last Up, for the closing report.
 type Timings struct {
@@ -45,7 +51,7 @@ func (c *Cluster) Up(ctx context.Context) (Timings, error) {
 	}
 	build := components
 	if c.WithoutPrevious {
-		build = slices.DeleteFunc(slices.Clone(components), func(s string) bool { return s == "previous-control-plane" })
+		build = slices.DeleteFunc(slices.Clone(components), func(s string) bool { return slices.Contains(demoSkips, s) })
 	}
 	if err := c.run(append([]string{filepath.Join(c.Root, "hack", "build-binaries.sh")}, build...)...); err != nil {
 		return t, err
