@@ -297,7 +297,11 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 		// Nodes join with kubeadm's bootstrap tokens (kube-system Secrets).
 		"enable-bootstrap-token-auth": "true",
 		"enable-admission-plugins":    "NodeRestriction",
-		"allow-privileged":            "true",
+		// The apiservers run outside the hosted cluster's Service network:
+		// admission webhooks and aggregated APIs are reached at their
+		// endpoints' addresses (pod IPs), not their Service addresses.
+		"enable-aggregator-routing": "true",
+		"allow-privileged":          "true",
 		// On SIGTERM, /readyz fails at once and requests are still served
 		// for this long, so the endpoint drains a replica before it stops.
 		"shutdown-delay-duration": "5s",

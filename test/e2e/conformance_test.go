@@ -157,7 +157,7 @@ func joinRegexps(res ...string) string {
 // joinAll is a focus matching specs that match every regexp, in either
 // order (ginkgo's focus is one regexp over the spec's full text).
 func joinAll(a, b string) string {
-	return fmt.Sprintf("(%s.*%s)|(%s.*%s)", a, b, b, a)
+	return fmt.Sprintf("((%s).*(%s))|((%s).*(%s))", a, b, b, a)
 }
 
 type conformanceCounts struct {
