@@ -64,40 +64,41 @@ func ensureHostedRBAC(ctx context.Context, cs kubernetes.Interface) error {
 // should be changes (a new CA bundle, endpoint, version or spec.addons),
 // when the operator's credential is refused or an add-on was found changed
 // (force): applying them is idempotent, and the super-admin credential is
-// not used on every pass.
-func (r *Reconciler) hostedRBAC(ctx context.Context, s *scope, kubeconfigs map[string][]byte, force bool) error {
+// not used on every pass. It returns the add-ons spec.addons asks for, as
+// they should be.
+func (r *Reconciler) hostedRBAC(ctx context.Context, s *scope, kubeconfigs map[string][]byte, force bool) ([]resources.Addon, error) {
 	cp := s.cp
 	join, err := desiredJoinObjects(cp, kubeconfigs[resources.KubeconfigAdmin])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	addons, err := resources.Addons(cp, addonsVersion(s))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	addonsPrint, err := addonsFingerprint(addons)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fingerprint := join.fingerprint() + addonsPrint
 	if done, ok := r.rbacDone.Load(cp.UID); ok && done == fingerprint && !force {
-		return nil
+		return addons, nil
 	}
 	cs, err := r.hosted(ctx, cp, kubeconfigs[resources.KubeconfigSuperAdmin])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := ensureHostedRBAC(ctx, cs); err != nil {
-		return fmt.Errorf("making the hosted cluster's RBAC bindings: %w", err)
+		return nil, fmt.Errorf("making the hosted cluster's RBAC bindings: %w", err)
 	}
 	if err := ensureJoinObjects(ctx, cs, join); err != nil {
-		return fmt.Errorf("making what kubeadm join reads in the hosted cluster: %w", err)
+		return nil, fmt.Errorf("making what kubeadm join reads in the hosted cluster: %w", err)
 	}
 	if err := ensureAddons(ctx, cs, addons); err != nil {
-		return err
+		return nil, err
 	}
 	r.rbacDone.Store(cp.UID, fingerprint)
-	return nil
+	return addons, nil
 }
 
 // hosted opens a client to cp's API with a kubeconfig.

@@ -44,12 +44,12 @@ func (r *Reconciler) ensureHosted(ctx context.Context, s *scope, kubeconfigs map
 	ctx, cancel := context.WithTimeout(ctx, hostedTimeout)
 	defer cancel()
 	log := logf.FromContext(ctx)
-	if err := r.hostedRBAC(ctx, s, kubeconfigs, false); err != nil {
+	addons, err := r.hostedRBAC(ctx, s, kubeconfigs, false)
+	if err != nil {
 		log.V(1).Info("hosted RBAC not made yet", "error", err.Error())
 		return err.Error()
 	}
-	addons, err := resources.Addons(s.cp, addonsVersion(s))
-	if err != nil || len(addons) == 0 {
+	if len(addons) == 0 {
 		return ""
 	}
 	cs, err := r.hosted(ctx, s.cp, kubeconfigs[resources.KubeconfigOperator])
@@ -67,7 +67,7 @@ func (r *Reconciler) ensureHosted(ctx context.Context, s *scope, kubeconfigs map
 	}
 	if drifted {
 		log.Info("an add-on is missing or changed in the hosted cluster: applying the add-ons again")
-		if err := r.hostedRBAC(ctx, s, kubeconfigs, true); err != nil {
+		if _, err := r.hostedRBAC(ctx, s, kubeconfigs, true); err != nil {
 			return err.Error()
 		}
 	}
@@ -125,7 +125,7 @@ func (r *Reconciler) readLeaders(ctx context.Context, s *scope, kubeconfigs map[
 		// predecessor): made again now, read next pass.
 		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), hostedTimeout)
 		defer hcancel()
-		if err := r.hostedRBAC(hctx, s, kubeconfigs, true); err != nil {
+		if _, err := r.hostedRBAC(hctx, s, kubeconfigs, true); err != nil {
 			log.V(1).Info("hosted RBAC not made", "error", err.Error())
 			s.hostedPending = err.Error()
 		}
