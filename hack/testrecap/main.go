@@ -1,7 +1,8 @@
 // Command testrecap reads `go test -json` on its standard input, prints the
 // tests' output as `go test -v` would, and ends with a short recap of every
-// failed test: its name and the last lines it logged before failing (the
-// failure message is among them). Long suites print thousands of lines; a
+// failed test: its name and the last messages it logged before failing
+// (the failure message is among them; of a message of many lines, the
+// first and the last 20). Long suites print thousands of lines; a
 // CI log that keeps only its tail still shows why a test failed.
 //
 //	go test -json ./test/e2e/... | go run ./hack/testrecap -recap .local/e2e-recap.txt
@@ -34,11 +35,19 @@ type event struct {
 // logLine is a line a test wrote through t.Log, t.Error or t.Fatal.
 var logLine = regexp.MustCompile(`^\s+\S+_test\.go:\d+: `)
 
+// continuation is a further line of a multi-line message: the testing
+// package indents them by 8 spaces. The end of a message (a tool's output
+// quoted in an error) is what tells why, so its last lines are kept.
+var continuation = regexp.MustCompile(`^        `)
+
 // A failed test's namespace dump (pods and events) follows its failure;
 // those lines are not the reason.
 var dumpLine = regexp.MustCompile(`^\s+main_test\.go:\d+: (pod|event) `)
 
-const linesPerTest = 4
+const (
+	messagesPerTest      = 4
+	continuationsPerLine = 20
+)
 
 func main() {
 	recapPath := flag.String("recap", "", "also write the recap to this file (removed when every test passed)")
@@ -47,7 +56,8 @@ func main() {
 }
 
 func run(in io.Reader, out io.Writer, recapPath string) int {
-	logs := map[string][]string{} // test -> its log lines
+	logs := map[string][]message{} // test -> its log messages
+	last := map[string]bool{}      // test -> its last line began a message kept
 	var failed []string           // tests in the order they failed
 	packages := map[string]string{}
 	sc := bufio.NewScanner(in)
@@ -62,12 +72,27 @@ func run(in io.Reader, out io.Writer, recapPath string) int {
 		switch e.Action {
 		case "output":
 			_, _ = io.WriteString(out, e.Output)
-			if e.Test != "" && logLine.MatchString(e.Output) && !dumpLine.MatchString(e.Output) {
+			if e.Test == "" {
+				break
+			}
+			line := strings.TrimRight(e.Output, "\n")
+			switch {
+			case logLine.MatchString(e.Output) && !dumpLine.MatchString(e.Output):
 				l := logs[e.Test]
-				if len(l) == linesPerTest {
+				if len(l) == messagesPerTest {
 					l = l[1:]
 				}
-				logs[e.Test] = append(l, strings.TrimRight(e.Output, "\n"))
+				logs[e.Test] = append(l, message{first: line})
+				last[e.Test] = true
+			case last[e.Test] && continuation.MatchString(e.Output):
+				m := &logs[e.Test][len(logs[e.Test])-1]
+				m.more = append(m.more, line)
+				if len(m.more) > continuationsPerLine {
+					m.more = m.more[1:]
+					m.cut = true
+				}
+			default:
+				last[e.Test] = false
 			}
 		case "fail":
 			if e.Test == "" {
@@ -107,9 +132,17 @@ func run(in io.Reader, out io.Writer, recapPath string) int {
 	return status
 }
 
+// message is one t.Log, t.Error or t.Fatal: its first line and the last of
+// its further lines.
+type message struct {
+	first string
+	more  []string
+	cut   bool // further lines were left off before more
+}
+
 // recapOf names each failed test that has no failed subtest (its parents
-// only fail because of it) with its last log lines.
-func recapOf(failed []string, logs map[string][]string) string {
+// only fail because of it) with its last log messages.
+func recapOf(failed []string, logs map[string][]message) string {
 	var b strings.Builder
 	for _, t := range failed {
 		if slices.ContainsFunc(failed, func(o string) bool { return strings.HasPrefix(o, t+"/") }) {
@@ -119,8 +152,14 @@ func recapOf(failed []string, logs map[string][]string) string {
 			b.WriteString("=== failed tests, each with the last lines it logged\n")
 		}
 		fmt.Fprintf(&b, "--- FAIL: %s\n", t)
-		for _, l := range logs[t] {
-			fmt.Fprintf(&b, "%s\n", truncate(l, 600))
+		for _, m := range logs[t] {
+			fmt.Fprintf(&b, "%s\n", truncate(m.first, 600))
+			if m.cut {
+				b.WriteString("        …\n")
+			}
+			for _, l := range m.more {
+				fmt.Fprintf(&b, "%s\n", truncate(l, 300))
+			}
 		}
 	}
 	return b.String()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -49,5 +50,27 @@ func TestABuildFailureOrAStoppedRunFails(t *testing.T) {
 	var out strings.Builder
 	if got := run(strings.NewReader("# p\n./a.go:3: undefined: x\n"), &out, ""); got != 1 {
 		t.Fatalf("exit %d with no package verdict, want 1", got)
+	}
+}
+
+func TestRecapKeepsTheEndOfAMultiLineMessage(t *testing.T) {
+	lines := []string{
+		`{"Action":"output","Package":"p","Test":"TestA","Output":"    a_test.go:80: join: exit status 1; output ends:\n"}`,
+	}
+	for i := 1; i <= 25; i++ {
+		lines = append(lines, fmt.Sprintf(`{"Action":"output","Package":"p","Test":"TestA","Output":"        kubeadm line %d\n"}`, i))
+	}
+	lines = append(lines,
+		`{"Action":"output","Package":"p","Test":"TestA","Output":"    main_test.go:78: event Pod/x: Started\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA","Output":"        not part of the failure\n"}`,
+		`{"Action":"fail","Package":"p","Test":"TestA"}`,
+		`{"Action":"fail","Package":"p"}`)
+	var out strings.Builder
+	run(strings.NewReader(strings.Join(lines, "\n")), &out, "")
+	_, recap, _ := strings.Cut(out.String(), "=== failed tests")
+	want := "    a_test.go:80: join: exit status 1; output ends:\n        …\n        kubeadm line 6\n"
+	if !strings.Contains(recap, want) || !strings.Contains(recap, "        kubeadm line 25\n") ||
+		strings.Contains(recap, "kubeadm line 5\n") || strings.Contains(recap, "not part of") {
+		t.Fatalf("recap:\n%s\nwant the message's first line and its last 20 lines", recap)
 	}
 }

@@ -72,6 +72,9 @@ func (c *Cluster) TenantNodes() (map[string]Node, error) {
 	out := map[string]Node{}
 	for _, e := range entries {
 		rec, err := c.tenantRecord(e.Name())
+		if os.IsNotExist(err) {
+			continue // being removed
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -104,28 +107,9 @@ func (c *Cluster) JoinNode(ctx context.Context, name, controlPlane string) (time
 	if !ok || ns == "" || cpName == "" {
 		return 0, fmt.Errorf("--control-plane %q: want NAMESPACE/NAME", controlPlane)
 	}
-	existing, err := c.TenantNodes()
-	if err != nil {
-		return 0, err
-	}
-	if _, ok := existing[name]; ok {
+	if _, err := os.Stat(c.path(tenantNodesDir, name)); err == nil {
 		return 0, fmt.Errorf("tenant node %s exists; remove-node %s first", name, name)
 	}
-	index := 0
-	for i := 1; i <= maxTenantNodes && index == 0; i++ {
-		free := true
-		for _, n := range existing {
-			free = free && n.index != 20+i
-		}
-		if free {
-			index = i
-		}
-	}
-	if index == 0 {
-		return 0, fmt.Errorf("the local cluster runs at most %d tenant nodes", maxTenantNodes)
-	}
-	n := tenantNode(name, index)
-
 	cs, err := c.Clientset()
 	if err != nil {
 		return 0, err
@@ -145,10 +129,12 @@ func (c *Cluster) JoinNode(ctx context.Context, name, controlPlane string) (time
 		return 0, fmt.Errorf("a bootstrap token for %s: %w", name, err)
 	}
 
-	rec := tenantRecord{Index: index, ControlPlane: controlPlane, Server: server}
-	if err := c.saveTenantRecord(name, rec); err != nil {
+	rec := tenantRecord{ControlPlane: controlPlane, Server: server}
+	existing, err := c.claimTenantIndex(name, &rec)
+	if err != nil {
 		return 0, err
 	}
+	n := tenantNode(name, rec.Index)
 	if err := c.tenantNetworkUp(n, existing); err != nil {
 		return 0, fmt.Errorf("network of %s: %w", name, err)
 	}
@@ -186,12 +172,57 @@ func (c *Cluster) JoinNode(ctx context.Context, name, controlPlane string) (time
 	return time.Since(start), nil
 }
 
+// claimTenantIndex gives name the lowest free tenant index and saves its
+// record, under a lock: joins run side by side (e2e cases, or two
+// join-node commands), and two nodes given one index would share an
+// address. It returns the other tenant nodes.
+func (c *Cluster) claimTenantIndex(name string, rec *tenantRecord) (map[string]Node, error) {
+	if err := os.MkdirAll(c.path(), 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(c.path("tenant-nodes.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = lock.Close() }()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, err
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+
+	existing, err := c.TenantNodes()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := existing[name]; ok {
+		return nil, fmt.Errorf("tenant node %s exists; remove-node %s first", name, name)
+	}
+	for i := 1; i <= maxTenantNodes && rec.Index == 0; i++ {
+		free := true
+		for _, n := range existing {
+			free = free && n.index != 20+i
+		}
+		if free {
+			rec.Index = i
+		}
+	}
+	if rec.Index == 0 {
+		return nil, fmt.Errorf("the local cluster runs at most %d tenant nodes", maxTenantNodes)
+	}
+	return existing, c.saveTenantRecord(name, *rec)
+}
+
 func (c *Cluster) saveTenantRecord(name string, rec tenantRecord) error {
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFile(c.path(tenantNodesDir, name, "node.json"), data, 0o644)
+	// Written whole, then renamed: a join beside this one reads it.
+	path := c.path(tenantNodesDir, name, "node.json")
+	if err := writeFile(path+".new", data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".new", path)
 }
 
 // tenantImages are the image tarballs a tenant node gets: the pause
@@ -330,11 +361,11 @@ authentication:
 	select {
 	case err := <-done:
 		if err != nil {
-			return made, fmt.Errorf("kubeadm join: %w; %s", err, tail(logPath))
+			return made, fmt.Errorf("kubeadm join: %w; %s\n%s", err, tail(logPath), c.kubeletTail(n))
 		}
 	case <-time.After(5 * time.Minute):
 		_ = kubeadm.Process.Kill()
-		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s", tail(logPath))
+		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s\n%s", tail(logPath), c.kubeletTail(n))
 	}
 	return made, nil
 }
@@ -385,6 +416,19 @@ func kubeadmFlags(path string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// kubeletTail is the end of a tenant node's kubelet log, for errors.
+func (c *Cluster) kubeletTail(n Node) string {
+	data, err := os.ReadFile(c.logFile("kubelet-" + n.Name))
+	if err != nil {
+		return "no kubelet log: " + err.Error()
+	}
+	lines := strings.Split(string(bytes.TrimSpace(data)), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return "the kubelet's log ends:\n" + strings.Join(lines, "\n")
 }
 
 // tail is the end of a log file, for errors.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,5 +43,45 @@ func TestTenantNodeNames(t *testing.T) {
 		if nodeNameShape.MatchString(bad) {
 			t.Errorf("node name %q accepted", bad)
 		}
+	}
+}
+
+// TestTenantIndexesClaimedSideBySide: joins run side by side (e2e cases);
+// each node gets its own index (its address, link and pod range), and a
+// tenth is refused.
+func TestTenantIndexesClaimedSideBySide(t *testing.T) {
+	c := &Cluster{State: t.TempDir()}
+	errs := make(chan error, maxTenantNodes+1)
+	for i := 0; i <= maxTenantNodes; i++ {
+		go func() {
+			_, err := c.claimTenantIndex(fmt.Sprintf("worker-%d", i), &tenantRecord{ControlPlane: "ns/cp"})
+			errs <- err
+		}()
+	}
+	refused := 0
+	for i := 0; i <= maxTenantNodes; i++ {
+		if err := <-errs; err != nil {
+			if !strings.Contains(err.Error(), "at most") {
+				t.Fatal(err)
+			}
+			refused++
+		}
+	}
+	nodes, err := c.TenantNodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]string{}
+	for name, n := range nodes {
+		if other, ok := seen[n.index]; ok {
+			t.Fatalf("%s and %s both got index %d", name, other, n.index)
+		}
+		seen[n.index] = name
+	}
+	if refused != 1 || len(nodes) != maxTenantNodes {
+		t.Fatalf("%d refused, %d nodes; want 1 and %d", refused, len(nodes), maxTenantNodes)
+	}
+	if _, err := c.claimTenantIndex("worker-0", &tenantRecord{}); err == nil || !strings.Contains(err.Error(), "exists") && !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("a second claim of one name: %v", err)
 	}
 }
