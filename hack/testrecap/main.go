@@ -58,7 +58,7 @@ func main() {
 func run(in io.Reader, out io.Writer, recapPath string) int {
 	logs := map[string][]message{} // test -> its log messages
 	last := map[string]bool{}      // test -> its last line began a message kept
-	var failed []string           // tests in the order they failed
+	var failed []string            // tests in the order they failed
 	packages := map[string]string{}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
