@@ -7,7 +7,8 @@
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kubeadm
 # kube-proxy kubectl etcd etcdctl etcdutl, e2e.test ginkgo agnhost (the
 # upstream conformance tests, their runner and main image), and the local cluster's add-ons
-# coredns versitygw local-path-provisioner, hosted-coredns (the CoreDNS
+# coredns versitygw local-path-provisioner, konnectivity (proxy-server and
+# proxy-agent), hosted-coredns (the CoreDNS
 # the coreDNS add-on of a hosted v1.36 control plane runs), promtool (Prometheus's rule
 # tester), helm, previous-etcd (v3.6.15 into bin/k8s/v3.6.15, for the
 # etcd rolling-upgrade chaos scenario), and previous-control-plane: the
@@ -87,7 +88,18 @@ for c in "${components[@]}"; do
 			echo "built e2e.test in $((SECONDS - start))s" >&2
 		fi ;;
 	ginkgo) build ginkgo kubernetes-e2e github.com/onsi/ginkgo/v2/ginkgo "$k8s_version" "" ;;
-	agnhost) build agnhost kubernetes-e2e k8s.io/kubernetes/test/images/agnhost "$k8s_version" "" ;;
+	agnhost)
+		build agnhost kubernetes-e2e k8s.io/kubernetes/test/images/agnhost "$k8s_version" ""
+		# The pictures the kitten and nautilus images (agnhost serving
+		# them) carry, from the same module.
+		k8s_dir=$(cd "$root/hack/tools/kubernetes-e2e" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+		for img in kitten nautilus; do
+			mkdir -p "$out/e2e-images/$img"
+			cp "$k8s_dir/test/images/$img/html/"* "$out/e2e-images/$img/"
+			chmod 644 "$out/e2e-images/$img/"*
+		done ;;
+	# The older agnhost the StatefulSet update tests start from.
+	agnhost-previous) build agnhost kubernetes-previous k8s.io/kubernetes/test/images/agnhost "$k8s_previous_version" "" "$out/$k8s_previous_version" ;;
 	etcd) build etcd etcd go.etcd.io/etcd/server/v3 "$etcd_version" "" ;;
 	etcdctl | etcdutl) build "$c" etcd "go.etcd.io/etcd/$c/v3" "$etcd_version" "" ;;
 	previous-etcd)
@@ -99,6 +111,11 @@ for c in "${components[@]}"; do
 	# The CoreDNS a hosted ControlPlane at $k8s_version gets from its
 	# coreDNS add-on (kubeadm's version for that minor), into bin/k8s/coredns-<version>.
 	hosted-coredns) install coredns github.com/coredns/coredns@v1.14.2 "" "$out/coredns-v1.14.2" ;;
+	# konnectivity's server and agent (the konnectivity add-on of a hosted
+	# ControlPlane), from their wrapper module.
+	konnectivity)
+		build proxy-server konnectivity sigs.k8s.io/apiserver-network-proxy/cmd/server v0.34.0 ""
+		build proxy-agent konnectivity sigs.k8s.io/apiserver-network-proxy/cmd/agent v0.34.0 "" ;;
 	versitygw) install versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0 ;;
 	local-path-provisioner) install local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30 ;;
 	# The rule checker and tester, without the service discoveries (which

@@ -101,6 +101,26 @@ type ControlPlaneAddons struct {
 	// upgrade), reaching the apiservers through the endpoint.
 	// +optional
 	KubeProxy *KubeProxyAddon `json:"kubeProxy,omitempty"`
+	// konnectivity tunnels the apiservers' traffic to the hosted cluster
+	// (kubelets for logs, exec and port-forward; webhooks; aggregated
+	// APIs) through agents on the nodes, for nodes the apiservers cannot
+	// reach: a konnectivity server beside each apiserver (the apiserver's
+	// egress selector sends it every connection to the cluster), the
+	// DaemonSet konnectivity-agent on every node, which connects out to
+	// the servers through the endpoint.
+	// +optional
+	Konnectivity *KonnectivityAddon `json:"konnectivity,omitempty"`
+}
+
+// KonnectivityAddon tunes the konnectivity tunnel.
+type KonnectivityAddon struct {
+	// port of the endpoint the agents connect to (the servers' agent
+	// port); the endpoint Service gets it beside the apiserver's.
+	// +kubebuilder:default=8132
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
 }
 
 // CoreDNSAddon tunes the hosted cluster's CoreDNS.
@@ -138,7 +158,7 @@ type KubeProxyAddon struct {
 
 // AddonStatus is an add-on as observed in the hosted cluster.
 type AddonStatus struct {
-	// name: coreDNS or kubeProxy.
+	// name: coreDNS, kubeProxy or konnectivity.
 	Name string `json:"name"`
 	// version the operator installed.
 	// +optional
@@ -314,7 +334,7 @@ type ComponentSpec struct {
 // fails it.
 var (
 	// ReservedAPIServerFlags are kube-apiserver flags refused by name.
-	ReservedAPIServerFlags = []string{"client-ca-file", "kubelet-certificate-authority", "token-auth-file", "anonymous-auth", "profiling", "enable-bootstrap-token-auth", "advertise-address", "secure-port", "etcd-servers", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-prefix", "audit-log-path", "audit-policy-file", "audit-webhook-config-file", "authorization-mode", "authorization-config", "authentication-config", "encryption-provider-config", "service-account-issuer", "service-account-key-file", "service-account-signing-key-file", "tls-cert-file", "tls-private-key-file", "tls-min-version", "tls-cipher-suites", "kubelet-client-certificate", "kubelet-client-key", "proxy-client-cert-file", "proxy-client-key-file", "requestheader-client-ca-file", "requestheader-allowed-names", "oidc-issuer-url"}
+	ReservedAPIServerFlags = []string{"client-ca-file", "kubelet-certificate-authority", "token-auth-file", "anonymous-auth", "profiling", "enable-bootstrap-token-auth", "advertise-address", "secure-port", "etcd-servers", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-prefix", "audit-log-path", "audit-policy-file", "audit-webhook-config-file", "authorization-mode", "authorization-config", "authentication-config", "encryption-provider-config", "service-account-issuer", "service-account-key-file", "service-account-signing-key-file", "tls-cert-file", "tls-private-key-file", "tls-min-version", "tls-cipher-suites", "kubelet-client-certificate", "kubelet-client-key", "proxy-client-cert-file", "proxy-client-key-file", "requestheader-client-ca-file", "requestheader-allowed-names", "oidc-issuer-url", "egress-selector-config-file"}
 	// ReservedAPIServerPrefixes are kube-apiserver flag prefixes refused.
 	ReservedAPIServerPrefixes = []string{"etcd-", "audit-", "requestheader-", "service-account-", "oidc-", "authentication-", "authorization-", "encryption-provider-", "tls-", "kubelet-client-", "proxy-client-"}
 	// ReservedControllerManagerFlags are kube-controller-manager flags refused by name.
@@ -362,6 +382,7 @@ var (
 // +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('requestheader-client-ca-file' in self.extraArgs)",message="apiServer.extraArgs: --requestheader-client-ca-file is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
 // +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('requestheader-allowed-names' in self.extraArgs)",message="apiServer.extraArgs: --requestheader-allowed-names is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
 // +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('oidc-issuer-url' in self.extraArgs)",message="apiServer.extraArgs: --oidc-issuer-url is owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
+// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !('egress-selector-config-file' in self.extraArgs)",message="apiServer.extraArgs: --egress-selector-config-file is owned by Quorum (the konnectivity add-on) and cannot be set here"
 // +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('etcd-'))",message="apiServer.extraArgs: --etcd-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
 // +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('audit-'))",message="apiServer.extraArgs: --audit-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"
 // +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || !self.extraArgs.exists(k, k.startsWith('requestheader-'))",message="apiServer.extraArgs: --requestheader-* flags are owned by Quorum (etcd access, authentication, authorization, certificates and TLS, service accounts, encryption, audit, profiling) and cannot be set here"

@@ -270,7 +270,7 @@ func TestControlPlaneObjects(t *testing.T) {
 		t.Fatalf("the operator's Role: %+v %v", role, err)
 	}
 	for i, want := range []struct{ resource, names string }{
-		{"leases", "kube-controller-manager kube-scheduler"}, {"deployments", "coredns"}, {"daemonsets", "kube-proxy"},
+		{"leases", "kube-controller-manager kube-scheduler"}, {"deployments", "coredns"}, {"daemonsets", "kube-proxy konnectivity-agent"},
 	} {
 		r := role.Rules[i]
 		if !slices.Equal(r.Verbs, []string{"get"}) || !slices.Equal(r.Resources, []string{want.resource}) || strings.Join(r.ResourceNames, " ") != want.names {
@@ -342,7 +342,8 @@ func TestControlPlaneAddons(t *testing.T) {
 	if err := c.Get(ctx, key, cp); err != nil {
 		t.Fatal(err)
 	}
-	cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{}}
+	cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{},
+		Konnectivity: &quorumv1alpha1.KonnectivityAddon{}}
 	// envtest's apiserver serves this Service range: kube-dns gets .10.
 	cp.Spec.APIServer.ExtraArgs = map[string]string{"service-cluster-ip-range": "10.0.0.0/24"}
 	if err := c.Update(ctx, cp); err != nil {
@@ -374,6 +375,29 @@ func TestControlPlaneAddons(t *testing.T) {
 	if err != nil || ds.Spec.Template.Spec.Containers[0].Image != "registry.k8s.io/kube-proxy:v1.36.3" {
 		t.Fatalf("kube-proxy DaemonSet: %v %v", ds, err)
 	}
+	// konnectivity: the agents in the hosted cluster, a server in every
+	// replica with its own credential, the agents' port on the endpoint.
+	agents, err := hosted.AppsV1().DaemonSets(sys).Get(ctx, resources.KonnectivityAgentName, metav1.GetOptions{})
+	if err != nil || agents.Spec.Template.Spec.Containers[0].Image != resources.KonnectivityAgentImage() {
+		t.Fatalf("konnectivity-agent DaemonSet: %v %v", agents, err)
+	}
+	serverKubeconfig := client.ObjectKey{Namespace: ns, Name: resources.KubeconfigSecretName("tenant", resources.KubeconfigKonnectivityServer)}
+	if err := c.Get(ctx, serverKubeconfig, &corev1.Secret{}); err != nil {
+		t.Fatalf("the konnectivity servers' kubeconfig: %v", err)
+	}
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(resources.ControlPlaneLabels("tenant"))); err != nil || len(pods.Items) == 0 {
+		t.Fatalf("replicas: %v", err)
+	}
+	for _, p := range pods.Items {
+		if !slices.ContainsFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == resources.KonnectivityServerContainer }) {
+			t.Fatalf("replica %s runs no konnectivity server", p.Name)
+		}
+	}
+	endpoint := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.EndpointServiceName("tenant")}, endpoint); err != nil || len(endpoint.Spec.Ports) != 2 {
+		t.Fatalf("endpoint without the agents' port: %v %v", endpoint.Spec.Ports, err)
+	}
 	req := ctrl.Request{NamespacedName: key}
 	reconcileAndGet := func() *quorumv1alpha1.ControlPlane {
 		t.Helper()
@@ -387,8 +411,9 @@ func TestControlPlaneAddons(t *testing.T) {
 		return got
 	}
 	cp = reconcileAndGet()
-	if len(cp.Status.Addons) != 2 || cp.Status.Addons[0].Name != resources.AddonCoreDNS || cp.Status.Addons[0].Version != "v1.14.2" ||
-		cp.Status.Addons[0].Desired != 2 || cp.Status.Addons[1].Version != "v1.36.3" {
+	if len(cp.Status.Addons) != 3 || cp.Status.Addons[0].Name != resources.AddonCoreDNS || cp.Status.Addons[0].Version != "v1.14.2" ||
+		cp.Status.Addons[0].Desired != 2 || cp.Status.Addons[1].Version != "v1.36.3" ||
+		cp.Status.Addons[2].Name != resources.AddonKonnectivity || cp.Status.Addons[2].Version != resources.KonnectivityVersion {
 		t.Fatalf("status.addons = %+v", cp.Status.Addons)
 	}
 
@@ -401,13 +426,27 @@ func TestControlPlaneAddons(t *testing.T) {
 		t.Fatalf("the deleted CoreDNS Deployment was not made again: %v", err)
 	}
 
-	// kube-proxy no longer asked for: uninstalled. CoreDNS's ConfigMap
+	// kube-proxy and konnectivity no longer asked for: uninstalled, the
+	// servers' credential and port gone with them. CoreDNS's ConfigMap
 	// taken over by someone (no Quorum label) survives CoreDNS's removal.
 	cp.Spec.Addons.KubeProxy = nil
+	cp.Spec.Addons.Konnectivity = nil
 	if err := c.Update(ctx, cp); err != nil {
 		t.Fatal(err)
 	}
 	cp = reconcileAndGet()
+	if _, err := hosted.AppsV1().DaemonSets(sys).Get(ctx, resources.KonnectivityAgentName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("konnectivity-agent still installed after its removal from spec.addons: %v", err)
+	}
+	if _, err := hosted.RbacV1().ClusterRoleBindings().Get(ctx, "system:konnectivity-server", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the konnectivity servers' binding left behind: %v", err)
+	}
+	if err := c.Get(ctx, serverKubeconfig, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the konnectivity servers' kubeconfig left behind: %v", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.EndpointServiceName("tenant")}, endpoint); err != nil || len(endpoint.Spec.Ports) != 1 {
+		t.Fatalf("endpoint keeps the agents' port: %v %v", endpoint.Spec.Ports, err)
+	}
 	if _, err := hosted.AppsV1().DaemonSets(sys).Get(ctx, resources.KubeProxyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("kube-proxy still installed after its removal from spec.addons: %v", err)
 	}

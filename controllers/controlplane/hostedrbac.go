@@ -50,7 +50,7 @@ func ensureHostedRBAC(ctx context.Context, cs kubernetes.Interface) error {
 		WithRules(rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithResourceNames(leaseNames...).WithVerbs("get"),
 			// The add-ons' workloads, to report them and see one removed.
 			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("deployments").WithResourceNames(resources.CoreDNSName).WithVerbs("get"),
-			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("daemonsets").WithResourceNames(resources.KubeProxyName).WithVerbs("get")), opts); err != nil {
+			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("daemonsets").WithResourceNames(resources.KubeProxyName, resources.KonnectivityAgentName).WithVerbs("get")), opts); err != nil {
 		return err
 	}
 	_, err := rbac.RoleBindings("kube-system").Apply(ctx, rbacac.RoleBinding(resources.OperatorUser, "kube-system").

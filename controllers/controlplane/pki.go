@@ -130,11 +130,22 @@ func (r *Reconciler) ensurePKI(ctx context.Context, s *scope, svc *corev1.Servic
 			}
 		}
 		switch u.name {
-		case resources.KubeconfigControllerManager, resources.KubeconfigScheduler:
+		case resources.KubeconfigControllerManager, resources.KubeconfigScheduler, resources.KubeconfigKonnectivityServer:
 			mounted = append(mounted, kubeconfig)
 		default:
 			// The others are not mounted: renewing them rolls nothing.
 			kubeconfigs[u.name] = cfg
+		}
+	}
+	if !resources.KonnectivityEnabled(cp) {
+		// The add-on removed: its servers' credential goes with it.
+		stale := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: resources.KubeconfigSecretName(cp.Name, resources.KubeconfigKonnectivityServer)}, stale)
+		if err == nil {
+			err = r.Delete(ctx, stale)
+		}
+		if client.IgnoreNotFound(err) != nil {
+			return nil, nil, err
 		}
 	}
 	if resources.EncryptionEnabled(cp) {
@@ -383,17 +394,22 @@ type kubeconfigUser struct {
 
 // kubeconfigUsers are the kubeconfigs of a control plane: the admin's
 // (bound to cluster-admin through RBAC), the break-glass super-admin's and
-// the operator's own through the endpoint, the controller-manager's and the
-// scheduler's through their own replica's apiserver.
+// the operator's own through the endpoint, the controller-manager's, the
+// scheduler's and (with that add-on) the konnectivity servers' through
+// their own replica's apiserver.
 func kubeconfigUsers(cp *quorumv1alpha1.ControlPlane) []kubeconfigUser {
 	local := fmt.Sprintf("https://127.0.0.1:%d", resources.APIServerPort)
-	return []kubeconfigUser{
+	users := []kubeconfigUser{
 		{resources.KubeconfigAdmin, "kubernetes-admin", []string{resources.AdminGroup}, resources.EndpointURL(cp)},
 		{resources.KubeconfigSuperAdmin, "kubernetes-super-admin", []string{"system:masters"}, resources.EndpointURL(cp)},
 		{resources.KubeconfigOperator, resources.OperatorUser, nil, resources.EndpointURL(cp)},
 		{resources.KubeconfigControllerManager, "system:kube-controller-manager", nil, local},
 		{resources.KubeconfigScheduler, "system:kube-scheduler", nil, local},
 	}
+	if resources.KonnectivityEnabled(cp) {
+		users = append(users, kubeconfigUser{resources.KubeconfigKonnectivityServer, resources.KonnectivityServerUser, nil, local})
+	}
+	return users
 }
 
 // planKubeconfig returns the kubeconfig for u, or existing when it still

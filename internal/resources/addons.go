@@ -101,11 +101,18 @@ func Addons(cp *quorumv1alpha1.ControlPlane, kubernetes string) ([]Addon, error)
 		}
 		out = append(out, a)
 	}
+	if KonnectivityEnabled(cp) {
+		a, err := konnectivity(cp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
 	return out, nil
 }
 
 // AddonNames are every add-on the operator knows, installed or not.
-var AddonNames = []string{AddonCoreDNS, AddonKubeProxy}
+var AddonNames = []string{AddonCoreDNS, AddonKubeProxy, AddonKonnectivity}
 
 // AddonObjectKinds lists, per add-on, the objects it is made of (kind,
 // namespace, name), for uninstalling one not asked for any more.
@@ -123,6 +130,8 @@ func AddonObjectKinds(name string) [][3]string {
 			{"RoleBinding", metav1.NamespaceSystem, KubeProxyName}, {"Role", metav1.NamespaceSystem, KubeProxyName},
 			{"ClusterRoleBinding", "", "kubeadm:node-proxier"}, {"ServiceAccount", metav1.NamespaceSystem, KubeProxyName},
 		}
+	case AddonKonnectivity:
+		return konnectivityObjectKinds()
 	}
 	return nil
 }

@@ -103,6 +103,9 @@ const (
 	KubeconfigOperator          = "operator"
 	KubeconfigControllerManager = "controller-manager"
 	KubeconfigScheduler         = "scheduler"
+	// KubeconfigKonnectivityServer is the konnectivity servers' (with that
+	// add-on): they check agents' tokens through their replica's apiserver.
+	KubeconfigKonnectivityServer = "konnectivity-server"
 )
 
 // Identities in the hosted cluster, as kubeadm names them where kubeadm
@@ -148,11 +151,16 @@ func EndpointPort(cp *quorumv1alpha1.ControlPlane) int32 {
 // EndpointURL is the address clients use: the endpoint host when set,
 // otherwise the Service's DNS name inside the management cluster.
 func EndpointURL(cp *quorumv1alpha1.ControlPlane) string {
-	host := cp.Spec.Endpoint.Host
-	if host == "" {
-		host = EndpointServiceName(cp.Name) + "." + cp.Namespace + ".svc"
+	return fmt.Sprintf("https://%s", net.JoinHostPort(EndpointHost(cp), fmt.Sprint(EndpointPort(cp))))
+}
+
+// EndpointHost is the endpoint's host name: spec.endpoint.host, otherwise
+// the Service's DNS name inside the management cluster.
+func EndpointHost(cp *quorumv1alpha1.ControlPlane) string {
+	if cp.Spec.Endpoint.Host != "" {
+		return cp.Spec.Endpoint.Host
 	}
-	return fmt.Sprintf("https://%s", net.JoinHostPort(host, fmt.Sprint(EndpointPort(cp))))
+	return EndpointServiceName(cp.Name) + "." + cp.Namespace + ".svc"
 }
 
 // ServiceCIDR is the hosted cluster's Service range.
@@ -195,6 +203,14 @@ func EndpointService(cp *quorumv1alpha1.ControlPlane) *corev1.Service {
 	if t == "" {
 		t = corev1.ServiceTypeLoadBalancer
 	}
+	ports := []corev1.ServicePort{{
+		Name: "https", Port: EndpointPort(cp), TargetPort: intstr.FromInt32(APIServerPort), Protocol: corev1.ProtocolTCP,
+	}}
+	if KonnectivityEnabled(cp) {
+		ports = append(ports, corev1.ServicePort{
+			Name: "konnectivity", Port: KonnectivityPort(cp), TargetPort: intstr.FromInt32(KonnectivityPort(cp)), Protocol: corev1.ProtocolTCP,
+		})
+	}
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: EndpointServiceName(cp.Name), Namespace: cp.Namespace,
@@ -203,9 +219,7 @@ func EndpointService(cp *quorumv1alpha1.ControlPlane) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Type:     t,
 			Selector: ControlPlaneLabels(cp.Name),
-			Ports: []corev1.ServicePort{{
-				Name: "https", Port: EndpointPort(cp), TargetPort: intstr.FromInt32(APIServerPort), Protocol: corev1.ProtocolTCP,
-			}},
+			Ports:    ports,
 		},
 	}
 }
@@ -346,6 +360,9 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 	if EncryptionEnabled(cp) {
 		apiserver["encryption-provider-config"] = encryptionDir + "/" + EncryptionConfigKey
 	}
+	if KonnectivityEnabled(cp) {
+		apiserver["egress-selector-config-file"] = egressSelectorDir + "/" + egressSelectorFile
+	}
 	if a := cp.Spec.APIServer.Audit; a != nil {
 		apiserver["audit-policy-file"] = auditPolicyDir + "/" + quorumv1alpha1.AuditPolicyKey
 		apiserver["audit-log-path"] = "-"
@@ -407,6 +424,9 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 			apiMounts = append(apiMounts, corev1.VolumeMount{Name: "audit-log", MountPath: auditLogDir})
 		}
 	}
+	if KonnectivityEnabled(cp) {
+		apiMounts = append(apiMounts, konnectivityAPIServerMounts()...)
+	}
 	api := container("kube-apiserver", apiserver, APIServerPort, apiMounts...)
 	api.Env = []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}}
 	// Only a replica whose apiserver answers /readyz (etcd reachable,
@@ -445,7 +465,13 @@ func (r Replica) Containers() ([]corev1.Container, []corev1.Volume) {
 			volumes = append(volumes, corev1.Volume{Name: "audit-log", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		}
 	}
-	return []corev1.Container{api, kcm, sched}, volumes
+	containers := []corev1.Container{api, kcm, sched}
+	if KonnectivityEnabled(cp) {
+		server, serverVolumes := konnectivityServer(cp, security, pkiMount)
+		containers = append(containers, server)
+		volumes = append(volumes, serverVolumes...)
+	}
+	return containers, volumes
 }
 
 // KubernetesImage is the image of a control-plane component.
@@ -493,6 +519,9 @@ func (r Replica) Decorate(pod *corev1.Pod) {
 	maps.Copy(pod.Labels, ControlPlaneLabels(r.ControlPlane.Name))
 	pod.Labels[LabelKubernetesVersion] = r.Version
 	pod.Annotations[AnnotationTemplateHash] = r.TemplateHash()
+	if KonnectivityEnabled(r.ControlPlane) {
+		pod.Annotations[AnnotationEgressSelector] = egressSelectorConfiguration()
+	}
 }
 
 // ReplicaPod builds a replica of a control plane whose etcd runs elsewhere
@@ -574,10 +603,14 @@ func EncryptionEnabled(cp *quorumv1alpha1.ControlPlane) bool {
 
 // ReplicaSecretNames are the Secrets every replica mounts, in the order
 // their hash is taken: the PKI, then the controller-manager's and the
-// scheduler's kubeconfigs, then the encryption configuration (the admin
+// scheduler's kubeconfigs (and the konnectivity server's, with that
+// add-on), then the encryption configuration (the admin
 // kubeconfig is not mounted, so renewing it rolls nothing).
 func ReplicaSecretNames(cp *quorumv1alpha1.ControlPlane) []string {
 	names := []string{PKISecretName(cp.Name), KubeconfigSecretName(cp.Name, KubeconfigControllerManager), KubeconfigSecretName(cp.Name, KubeconfigScheduler)}
+	if KonnectivityEnabled(cp) {
+		names = append(names, KubeconfigSecretName(cp.Name, KubeconfigKonnectivityServer))
+	}
 	if EncryptionEnabled(cp) {
 		names = append(names, EncryptionSecretName(cp.Name))
 	}

@@ -9,11 +9,13 @@ import (
 // did not size: enough for the scheduler to place them honestly, small
 // enough for a laptop. Production users set their own.
 var (
-	EtcdRequests              = Requests("100m", "256Mi")
-	APIServerRequests         = Requests("100m", "256Mi")
-	ControllerManagerRequests = Requests("50m", "128Mi")
-	SchedulerRequests         = Requests("20m", "64Mi")
-	BackupRequests            = Requests("50m", "64Mi")
+	EtcdRequests               = Requests("100m", "256Mi")
+	APIServerRequests          = Requests("100m", "256Mi")
+	ControllerManagerRequests  = Requests("50m", "128Mi")
+	SchedulerRequests          = Requests("20m", "64Mi")
+	BackupRequests             = Requests("50m", "64Mi")
+	KonnectivityServerRequests = Requests("10m", "32Mi")
+	KonnectivityAgentRequests  = Requests("10m", "32Mi")
 	// BackupMemoryLimit bounds a backup pod's memory: snapshots stream.
 	BackupMemoryLimit = resource.MustParse("256Mi")
 )

@@ -27,7 +27,9 @@ var (
 // TestConformance (issue 16) runs the upstream end-to-end tests, built
 // from the k8s.io/kubernetes module (e2e.test and ginkgo, hack/
 // build-binaries.sh), against a 3-replica ControlPlane on an EtcdCluster
-// with CoreDNS and kube-proxy and two tenant nodes joined by kubeadm join:
+// with CoreDNS, kube-proxy and konnectivity and two tenant nodes joined by
+// kubeadm join, whose kubelets refuse every connection from outside their
+// node (the apiservers reach them through konnectivity):
 // the parallel tests with --conformance.procs processes, then the
 // [Serial] ones alone, as the upstream conformance runs do. It prints
 // passed, failed and skipped with each failure's reason, and fails when
@@ -58,16 +60,19 @@ func testConformanceSubset(t *testing.T) {
 }
 
 // runConformance makes the control plane and its two tenant nodes (named
-// after the namespace) and runs the upstream tests focus and skip select:
+// after the namespace), isolates their kubelets, checks logs and exec
+// reach them through konnectivity, and runs the upstream tests focus and skip select:
 // the parallel ones with procs processes, then (when serial) the
 // [Serial] ones alone.
 func runConformance(t *testing.T, prefix, focus, skip string, procs int, serial bool) {
 	ctx := context.Background()
 	ns := newNamespace(t, prefix)
 	cp := controlPlaneOnEtcd(t, ns, cluster.KubernetesVersion, 8*time.Minute, func(cp *quorumv1alpha1.ControlPlane) {
-		cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: localKubeProxy()}
+		cp.Spec.Addons = quorumv1alpha1.ControlPlaneAddons{CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: localKubeProxy(),
+			Konnectivity: &quorumv1alpha1.KonnectivityAddon{}}
 	})
 	suffix := ns[strings.LastIndex(ns, "-")+1:]
+	var nodes []string
 	for i := 1; i <= 2; i++ {
 		node := fmt.Sprintf("%s-%s-%d", prefix, suffix, i)
 		took, err := local.JoinNode(ctx, node, ns+"/tenant")
@@ -80,8 +85,15 @@ func runConformance(t *testing.T, prefix, focus, skip string, procs int, serial 
 			t.Fatalf("join-node %s: %v", node, err)
 		}
 		t.Logf("tenant node %s Ready %s after join-node", node, took.Round(100*time.Millisecond))
+		nodes = append(nodes, node)
 	}
 	kubeconfig := adminKubeconfig(t, cp)
+	// The kubelets refuse the apiservers: every upstream test that reaches
+	// a kubelet or a pod (logs, exec, port-forward, proxy, webhooks) goes
+	// through konnectivity.
+	waitAddonsReady(t, cp, 3, len(nodes), 3*time.Minute)
+	isolateKubelets(t, nodes...)
+	assertTunnel(t, cp, kubeconfig, nodes[0])
 
 	runs := []struct {
 		name  string

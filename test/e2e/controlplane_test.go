@@ -41,7 +41,7 @@ func TestControlPlane(t *testing.T) {
 		t.Run("on an EtcdCluster: kubectl through the endpoint, a replica killed, leader moved, scaled 3-5-3, upgraded", testControlPlaneOnEtcdCluster)
 		t.Run("stacked etcd: kubectl through the endpoint while a replica is killed", testControlPlaneStacked)
 		t.Run("a missing EtcdCluster is a condition, and the control plane starts once it exists", testControlPlaneMissingEtcd)
-		t.Run("upstream conformance subset (API machinery, pods, Services, DNS) on two tenant nodes", testConformanceSubset)
+		t.Run("upstream conformance subset (API machinery, pods, Services, DNS) on two tenant nodes reached through konnectivity", testConformanceSubset)
 	})
 }
 

@@ -89,7 +89,11 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 	proxy.symlinks = links
 	hostedDNS := resources.CoreDNSVersion(KubernetesVersion)
 	specs = append(specs, proxy, imageSpec{ref: resources.CoreDNSImage(hostedDNS),
-		files: map[string]string{"/coredns": filepath.Join(c.Bin, "coredns-"+hostedDNS, "coredns")}, entrypoint: []string{"/coredns"}})
+		files: map[string]string{"/coredns": filepath.Join(c.Bin, "coredns-"+hostedDNS, "coredns")}, entrypoint: []string{"/coredns"}},
+		// The konnectivity add-on: the server beside each hosted
+		// apiserver, the agent on tenant nodes.
+		imageSpec{ref: resources.KonnectivityServerImage(), files: map[string]string{"/proxy-server": bin("proxy-server")}, entrypoint: []string{"/proxy-server"}},
+		imageSpec{ref: resources.KonnectivityAgentImage(), files: map[string]string{"/proxy-agent": bin("proxy-agent")}, entrypoint: []string{"/proxy-agent"}})
 	if _, err := os.Stat(bin("agnhost")); err == nil {
 		conformance, err := c.conformanceImages(busybox)
 		if err != nil {
@@ -119,13 +123,17 @@ func (c *Cluster) imageSpecs() ([]imageSpec, error) {
 // asks for (k8s.io/kubernetes/test/utils/image): agnhost built from its Go
 // module with Debian's busybox, bash, OpenBSD netcat, dig, curl and ip
 // beside it for the commands tests run in it, glibc-dns-testing (the same
-// tools and getent), busybox, and pause. Built once agnhost is (hack/build-binaries.sh
-// agnhost); tenant nodes get them.
+// tools and getent), busybox (Debian's, with bash as its shell), and
+// pause. Built once agnhost is (hack/build-binaries.sh agnhost); tenant
+// nodes get them.
 var (
 	AgnhostImage            = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
 	GlibcDNSTestingImage    = "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0"
 	ConformanceBusyboxImage = "registry.k8s.io/e2e-test-images/busybox:1.37.0-1"
 	ConformancePauseImage   = "registry.k8s.io/pause:3.10.2"
+	AgnhostPreviousImage    = "registry.k8s.io/e2e-test-images/agnhost:2.55"
+	KittenImage             = "registry.k8s.io/e2e-test-images/kitten:1.8"
+	NautilusImage           = "registry.k8s.io/e2e-test-images/nautilus:1.8"
 )
 
 func (c *Cluster) conformanceImages(busybox map[string]string) ([]imageSpec, error) {
@@ -151,12 +159,53 @@ func (c *Cluster) conformanceImages(busybox map[string]string) ([]imageSpec, err
 	if err := addLibraries(glibc); err != nil {
 		return nil, err
 	}
-	return []imageSpec{
+	// busybox: its shell is bash too. Debian's busybox shell (1.35) drops
+	// environment variables whose names are not shell names (data-1, which
+	// the ConfigMap and Secret tests read back with env); the upstream
+	// image's keeps them, and so does bash.
+	bbFiles := map[string]string{"/bin/busybox": "/bin/busybox", "/bin/bash": "/bin/bash"}
+	if err := addLibraries(bbFiles); err != nil {
+		return nil, err
+	}
+	bbLinks := maps.Clone(busybox)
+	for p := range bbFiles {
+		delete(bbLinks, p)
+	}
+	bbLinks["/bin/sh"] = "bash"
+	specs := []imageSpec{
 		{ref: AgnhostImage, files: tools, symlinks: links, entrypoint: []string{"/agnhost"}, cmd: []string{"pause"}},
 		{ref: GlibcDNSTestingImage, files: glibc, symlinks: links, cmd: []string{"sh"}},
-		{ref: ConformanceBusyboxImage, files: map[string]string{"/bin/busybox": "/bin/busybox"}, symlinks: busybox, cmd: []string{"sh"}},
+		{ref: ConformanceBusyboxImage, files: bbFiles, symlinks: bbLinks, cmd: []string{"sh"}},
 		{ref: ConformancePauseImage, files: map[string]string{"/pause": c.path("build", "pause")}, entrypoint: []string{"/pause"}},
-	}, nil
+	}
+	// kitten and nautilus (kubectl's Update Demo): agnhost serving a
+	// picture and its data.json, from the module's test/images.
+	for ref, dir := range map[string]string{KittenImage: "kitten", NautilusImage: "nautilus"} {
+		files := map[string]string{"/agnhost": tools["/agnhost"]}
+		pictures, err := filepath.Glob(filepath.Join(c.Bin, "e2e-images", dir, "*"))
+		if err != nil || len(pictures) == 0 {
+			return nil, fmt.Errorf("the %s image's files are not in %s (hack/build-binaries.sh agnhost)", dir, filepath.Join(c.Bin, "e2e-images", dir))
+		}
+		for _, f := range pictures {
+			files["/"+filepath.Base(f)] = f
+		}
+		specs = append(specs, imageSpec{ref: ref, files: files, entrypoint: []string{"/agnhost"}, cmd: []string{"test-webserver"}})
+	}
+	// The older agnhost the StatefulSet update tests start from: no module
+	// here has agnhost 2.55, so it is 2.59, from the v1.35 module the
+	// upgrade tests already use; what the tests need is an agnhost that is
+	// not AgnhostImage.
+	if prev := filepath.Join(c.Bin, PreviousKubernetesVersion, "agnhost"); exists(prev) {
+		prevTools := maps.Clone(tools)
+		prevTools["/agnhost"] = prev
+		specs = append(specs, imageSpec{ref: AgnhostPreviousImage, files: prevTools, symlinks: links, entrypoint: []string{"/agnhost"}, cmd: []string{"pause"}})
+	}
+	return specs, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // xtablesFiles are the machine's iptables (the nft flavour, as the

@@ -226,14 +226,18 @@ func (c *Cluster) saveTenantRecord(name string, rec tenantRecord) error {
 }
 
 // tenantImages are the image tarballs a tenant node gets: the pause
-// image, busybox (what its test pods run), the add-ons' kube-proxy and
-// CoreDNS, and the conformance tests' images when they are built.
+// image, busybox (what its test pods run), the add-ons' kube-proxy,
+// CoreDNS and konnectivity agent, and the conformance tests' images when
+// they are built.
 func (c *Cluster) tenantImages() []string {
 	var out []string
 	refs := []string{PauseImage, BusyboxImage, resources.KubeProxyImage(KubernetesVersion),
-		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion))}
+		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion)), resources.KonnectivityAgentImage()}
 	if _, err := os.Stat(c.imageTarball(AgnhostImage)); err == nil {
-		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage)
+		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage, KittenImage, NautilusImage)
+	}
+	if _, err := os.Stat(c.imageTarball(AgnhostPreviousImage)); err == nil {
+		refs = append(refs, AgnhostPreviousImage)
 	}
 	for _, ref := range refs {
 		out = append(out, c.imageTarball(ref))
@@ -580,4 +584,32 @@ func (c *Cluster) deleteHostedNode(ctx context.Context, ns, cpName, server, name
 		return nil
 	}
 	return err
+}
+
+// IsolateKubelet makes a tenant node's kubelet refuse every connection
+// but the node's own, as a node behind a firewall the control plane cannot
+// cross: the apiservers reach it only through a tunnel the node opens
+// (konnectivity). It returns what undoes it; removing the node undoes it
+// too.
+func (c *Cluster) IsolateKubelet(name string) (func() error, error) {
+	nodes, err := c.TenantNodes()
+	if err != nil {
+		return nil, err
+	}
+	n, ok := nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("no tenant node %s", name)
+	}
+	rule := []string{"INPUT", "-p", "tcp", "--dport", "10250", "!", "-s", n.IP, "-m", "comment", "--comment", "quorum: kubelet isolated",
+		"-j", "REJECT", "--reject-with", "tcp-reset"}
+	if _, err := inNetns(n.Netns(), "iptables", append([]string{"-I"}, rule...)...); err != nil {
+		return nil, err
+	}
+	return func() error {
+		if !exists("/run/netns/" + n.Netns()) {
+			return nil // the node is gone
+		}
+		_, err := inNetns(n.Netns(), "iptables", append([]string{"-D"}, rule...)...)
+		return err
+	}, nil
 }

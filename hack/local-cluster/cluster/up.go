@@ -25,15 +25,15 @@ var manifests embed.FS
 // The binaries the cluster needs, built by hack/build-binaries.sh.
 var components = []string{
 	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "kubeadm",
-	"etcd", "etcdctl", "etcdutl", "coredns", "hosted-coredns", "versitygw", "local-path-provisioner",
+	"etcd", "etcdctl", "etcdutl", "coredns", "hosted-coredns", "konnectivity", "versitygw", "local-path-provisioner",
 	"previous-control-plane",
 	// The upstream conformance tests, their runner and main image (the
 	// test command runs a subset; the demo does without).
-	"e2e.test", "ginkgo", "agnhost",
+	"e2e.test", "ginkgo", "agnhost", "agnhost-previous",
 }
 
 // demoSkips are the components the demo (--demo) does not build.
-var demoSkips = []string{"previous-control-plane", "e2e.test", "ginkgo", "agnhost"}
+var demoSkips = []string{"previous-control-plane", "e2e.test", "ginkgo", "agnhost", "agnhost-previous"}
 
 // Timings of the last Up, for the closing report.
 type Timings struct {
