@@ -97,7 +97,16 @@ for c in "${components[@]}"; do
 			mkdir -p "$out/e2e-images/$img"
 			cp "$k8s_dir/test/images/$img/html/"* "$out/e2e-images/$img/"
 			chmod 644 "$out/e2e-images/$img/"*
-		done ;;
+		done
+		# agnhost's image carries a test certificate at its root (its
+		# test-webserver serves it; StatefulSet readiness probes read it).
+		mkdir -p "$out/e2e-images/agnhost"
+		cp "$k8s_dir/test/images/agnhost/porter/localhost."{crt,key} "$out/e2e-images/agnhost/"
+		chmod 644 "$out/e2e-images/agnhost/"* ;;
+	# What the Aggregator conformance test runs: the sample-apiserver and
+	# the etcd beside it, at the versions e2e.test names (make conformance).
+	sample-apiserver) build sample-apiserver sample-apiserver k8s.io/sample-apiserver v0.29.2 "" "$out/e2e-images" ;;
+	etcd-e2e) build etcd etcd-e2e go.etcd.io/etcd/server/v3 v3.6.8 "" "$out/e2e-images/etcd-v3.6.8" ;;
 	# The older agnhost the StatefulSet update tests start from.
 	agnhost-previous) build agnhost kubernetes-previous k8s.io/kubernetes/test/images/agnhost "$k8s_previous_version" "" "$out/$k8s_previous_version" ;;
 	etcd) build etcd etcd go.etcd.io/etcd/server/v3 "$etcd_version" "" ;;

@@ -134,6 +134,8 @@ var (
 	AgnhostPreviousImage    = "registry.k8s.io/e2e-test-images/agnhost:2.55"
 	KittenImage             = "registry.k8s.io/e2e-test-images/kitten:1.8"
 	NautilusImage           = "registry.k8s.io/e2e-test-images/nautilus:1.8"
+	SampleAPIServerImage    = "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2"
+	E2EEtcdImage            = "registry.k8s.io/etcd:3.6.8-0"
 )
 
 func (c *Cluster) conformanceImages(busybox map[string]string) ([]imageSpec, error) {
@@ -143,10 +145,21 @@ func (c *Cluster) conformanceImages(busybox map[string]string) ([]imageSpec, err
 	}
 	tools["/agnhost"] = filepath.Join(c.Bin, "agnhost")
 	tools["/bin/busybox"] = "/bin/busybox"
+	// As upstream's image: the test certificate at the root, CoreDNS as
+	// /coredns (the DNS tests' custom servers), agnhost-2 a second name.
+	for _, f := range []string{"localhost.crt", "localhost.key"} {
+		path := filepath.Join(c.Bin, "e2e-images", "agnhost", f)
+		if !exists(path) {
+			return nil, fmt.Errorf("%s is not built (hack/build-binaries.sh agnhost)", path)
+		}
+		tools["/"+f] = path
+	}
+	tools["/coredns"] = filepath.Join(c.Bin, "coredns")
 	links := maps.Clone(busybox)
 	for p := range tools {
 		delete(links, p)
 	}
+	links["/agnhost-2"] = "agnhost"
 	// Debian's busybox shell runs its own applets before PATH (its nc
 	// has no -v): the shell is bash, as the tests' commands expect.
 	links["/bin/sh"] = "bash"
@@ -199,6 +212,14 @@ func (c *Cluster) conformanceImages(busybox map[string]string) ([]imageSpec, err
 		prevTools := maps.Clone(tools)
 		prevTools["/agnhost"] = prev
 		specs = append(specs, imageSpec{ref: AgnhostPreviousImage, files: prevTools, symlinks: links, entrypoint: []string{"/agnhost"}, cmd: []string{"pause"}})
+	}
+	// The Aggregator test's sample-apiserver and etcd, built by make
+	// conformance only.
+	if bin := filepath.Join(c.Bin, "e2e-images", "sample-apiserver"); exists(bin) {
+		specs = append(specs, imageSpec{ref: SampleAPIServerImage, files: map[string]string{"/sample-apiserver": bin}, entrypoint: []string{"/sample-apiserver"}})
+	}
+	if bin := filepath.Join(c.Bin, "e2e-images", "etcd-v3.6.8", "etcd"); exists(bin) {
+		specs = append(specs, imageSpec{ref: E2EEtcdImage, files: map[string]string{"/usr/local/bin/etcd": bin}, cmd: []string{"/usr/local/bin/etcd"}})
 	}
 	return specs, nil
 }

@@ -236,8 +236,10 @@ func (c *Cluster) tenantImages() []string {
 	if _, err := os.Stat(c.imageTarball(AgnhostImage)); err == nil {
 		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage, KittenImage, NautilusImage)
 	}
-	if _, err := os.Stat(c.imageTarball(AgnhostPreviousImage)); err == nil {
-		refs = append(refs, AgnhostPreviousImage)
+	for _, ref := range []string{AgnhostPreviousImage, SampleAPIServerImage, E2EEtcdImage} {
+		if exists(c.imageTarball(ref)) {
+			refs = append(refs, ref)
+		}
 	}
 	for _, ref := range refs {
 		out = append(out, c.imageTarball(ref))
