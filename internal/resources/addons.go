@@ -115,25 +115,29 @@ func Addons(cp *quorumv1alpha1.ControlPlane, kubernetes string) ([]Addon, error)
 var AddonNames = []string{AddonCoreDNS, AddonKubeProxy, AddonKonnectivity}
 
 // AddonObjectKinds lists, per add-on, the objects it is made of (kind,
-// namespace, name), for uninstalling one not asked for any more.
+// namespace, name), for uninstalling one not asked for any more: those its
+// builder makes, whatever the spec (names do not depend on it).
 func AddonObjectKinds(name string) [][3]string {
-	switch name {
-	case AddonCoreDNS:
-		return [][3]string{
-			{"Service", metav1.NamespaceSystem, KubeDNSService}, {"Deployment", metav1.NamespaceSystem, CoreDNSName},
-			{"ConfigMap", metav1.NamespaceSystem, CoreDNSName}, {"ClusterRoleBinding", "", "system:coredns"},
-			{"ClusterRole", "", "system:coredns"}, {"ServiceAccount", metav1.NamespaceSystem, CoreDNSName},
-		}
-	case AddonKubeProxy:
-		return [][3]string{
-			{"DaemonSet", metav1.NamespaceSystem, KubeProxyName}, {"ConfigMap", metav1.NamespaceSystem, KubeProxyName},
-			{"RoleBinding", metav1.NamespaceSystem, KubeProxyName}, {"Role", metav1.NamespaceSystem, KubeProxyName},
-			{"ClusterRoleBinding", "", "kubeadm:node-proxier"}, {"ServiceAccount", metav1.NamespaceSystem, KubeProxyName},
-		}
-	case AddonKonnectivity:
-		return konnectivityObjectKinds()
+	cp := &quorumv1alpha1.ControlPlane{Spec: quorumv1alpha1.ControlPlaneSpec{Addons: quorumv1alpha1.ControlPlaneAddons{
+		CoreDNS: &quorumv1alpha1.CoreDNSAddon{}, KubeProxy: &quorumv1alpha1.KubeProxyAddon{}, Konnectivity: &quorumv1alpha1.KonnectivityAddon{},
+	}}}
+	addons, err := Addons(cp, "v1.36.0")
+	if err != nil {
+		panic(err) // the default Service range always has a DNS address
 	}
-	return nil
+	var out [][3]string
+	for _, a := range addons {
+		if a.Name != name {
+			continue
+		}
+		// Workloads first, then what they use.
+		for i := len(a.Objects) - 1; i >= 0; i-- {
+			o := a.Objects[i]
+			m := o.(metav1.Object)
+			out = append(out, [3]string{o.GetObjectKind().GroupVersionKind().Kind, m.GetNamespace(), m.GetName()})
+		}
+	}
+	return out
 }
 
 func addonMeta(addon, namespace, name string, extra map[string]string) metav1.ObjectMeta {

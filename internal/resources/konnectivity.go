@@ -300,15 +300,3 @@ func konnectivity(cp *quorumv1alpha1.ControlPlane) (Addon, error) {
 	}
 	return Addon{Name: AddonKonnectivity, Version: KonnectivityVersion, Objects: objects}, nil
 }
-
-// konnectivityObjectKinds are the add-on's objects, for uninstalling it.
-func konnectivityObjectKinds() [][3]string {
-	sys := metav1.NamespaceSystem
-	return [][3]string{
-		{"DaemonSet", sys, KonnectivityAgentName}, {"ConfigMap", sys, KonnectivityAgentName},
-		{"RoleBinding", sys, KonnectivityAgentName}, {"Role", sys, KonnectivityAgentName},
-		{"ServiceAccount", sys, KonnectivityAgentName},
-		{"RoleBinding", sys, "quorum:konnectivity-server"}, {"Role", sys, "quorum:konnectivity-server"},
-		{"ClusterRoleBinding", "", "system:konnectivity-server"},
-	}
-}
