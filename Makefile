@@ -115,7 +115,7 @@ chaos: testrecap local-cluster ## Every chaos scenario under the linearizability
 CONFORMANCE_FOCUS ?= \[Conformance\]
 .PHONY: conformance
 conformance: local-cluster ## The upstream [Conformance] tests (e2e.test and ginkgo built from k8s.io/kubernetes) against a 3-replica ControlPlane with two tenant nodes joined by kubeadm join: passed, failed, skipped. CONFORMANCE_FOCUS='<regexp>' narrows them.
-	hack/build-binaries.sh e2e.test ginkgo agnhost agnhost-previous sample-apiserver etcd-e2e
+	hack/build-binaries.sh e2e.test ginkgo agnhost conformance-images
 	$(LOCAL_CLUSTER) up
 	go test ./test/e2e/ -run '^TestConformance$$' -conformance -conformance.focus '$(CONFORMANCE_FOCUS)' -count=1 -timeout 330m -v
 

@@ -90,25 +90,27 @@ for c in "${components[@]}"; do
 	ginkgo) build ginkgo kubernetes-e2e github.com/onsi/ginkgo/v2/ginkgo "$k8s_version" "" ;;
 	agnhost)
 		build agnhost kubernetes-e2e k8s.io/kubernetes/test/images/agnhost "$k8s_version" ""
-		# The pictures the kitten and nautilus images (agnhost serving
-		# them) carry, from the same module.
+		k8s_dir=$(cd "$root/hack/tools/kubernetes-e2e" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+		# agnhost's image carries a test certificate at its root (its
+		# test-webserver serves it; StatefulSet readiness probes read it).
+		mkdir -p "$out/e2e-images/agnhost"
+		cp "$k8s_dir/test/images/agnhost/porter/localhost."{crt,key} "$out/e2e-images/agnhost/"
+		chmod 644 "$out/e2e-images/agnhost/"* ;;
+	# What only the whole conformance run needs (make conformance): the
+	# older agnhost the StatefulSet update tests start from, the pictures
+	# the kitten and nautilus images (agnhost serving them) carry, and the
+	# Aggregator test's sample-apiserver and the etcd beside it, at the
+	# versions e2e.test names.
+	conformance-images)
+		build agnhost kubernetes-previous k8s.io/kubernetes/test/images/agnhost "$k8s_previous_version" "" "$out/$k8s_previous_version"
 		k8s_dir=$(cd "$root/hack/tools/kubernetes-e2e" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 		for img in kitten nautilus; do
 			mkdir -p "$out/e2e-images/$img"
 			cp "$k8s_dir/test/images/$img/html/"* "$out/e2e-images/$img/"
 			chmod 644 "$out/e2e-images/$img/"*
 		done
-		# agnhost's image carries a test certificate at its root (its
-		# test-webserver serves it; StatefulSet readiness probes read it).
-		mkdir -p "$out/e2e-images/agnhost"
-		cp "$k8s_dir/test/images/agnhost/porter/localhost."{crt,key} "$out/e2e-images/agnhost/"
-		chmod 644 "$out/e2e-images/agnhost/"* ;;
-	# What the Aggregator conformance test runs: the sample-apiserver and
-	# the etcd beside it, at the versions e2e.test names (make conformance).
-	sample-apiserver) build sample-apiserver sample-apiserver k8s.io/sample-apiserver v0.29.2 "" "$out/e2e-images" ;;
-	etcd-e2e) build etcd etcd-e2e go.etcd.io/etcd/server/v3 v3.6.8 "" "$out/e2e-images/etcd-v3.6.8" ;;
-	# The older agnhost the StatefulSet update tests start from.
-	agnhost-previous) build agnhost kubernetes-previous k8s.io/kubernetes/test/images/agnhost "$k8s_previous_version" "" "$out/$k8s_previous_version" ;;
+		build sample-apiserver sample-apiserver k8s.io/sample-apiserver v0.29.2 "" "$out/e2e-images"
+		build etcd etcd-e2e go.etcd.io/etcd/server/v3 v3.6.8 "" "$out/e2e-images/etcd-v3.6.8" ;;
 	etcd) build etcd etcd go.etcd.io/etcd/server/v3 "$etcd_version" "" ;;
 	etcdctl | etcdutl) build "$c" etcd "go.etcd.io/etcd/$c/v3" "$etcd_version" "" ;;
 	previous-etcd)

@@ -234,9 +234,9 @@ func (c *Cluster) tenantImages() []string {
 	refs := []string{PauseImage, BusyboxImage, resources.KubeProxyImage(KubernetesVersion),
 		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion)), resources.KonnectivityAgentImage()}
 	if _, err := os.Stat(c.imageTarball(AgnhostImage)); err == nil {
-		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage, KittenImage, NautilusImage)
+		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage)
 	}
-	for _, ref := range []string{AgnhostPreviousImage, SampleAPIServerImage, E2EEtcdImage} {
+	for _, ref := range []string{AgnhostPreviousImage, KittenImage, NautilusImage, SampleAPIServerImage, E2EEtcdImage} {
 		if exists(c.imageTarball(ref)) {
 			refs = append(refs, ref)
 		}

@@ -29,11 +29,11 @@ var components = []string{
 	"previous-control-plane",
 	// The upstream conformance tests, their runner and main image (the
 	// test command runs a subset; the demo does without).
-	"e2e.test", "ginkgo", "agnhost", "agnhost-previous",
+	"e2e.test", "ginkgo", "agnhost",
 }
 
 // demoSkips are the components the demo (--demo) does not build.
-var demoSkips = []string{"previous-control-plane", "e2e.test", "ginkgo", "agnhost", "agnhost-previous"}
+var demoSkips = []string{"previous-control-plane", "e2e.test", "ginkgo", "agnhost"}
 
 // Timings of the last Up, for the closing report.
 type Timings struct {
