@@ -113,11 +113,12 @@ chaos: testrecap local-cluster ## Every chaos scenario under the linearizability
 	go test ./test/e2e/ -run 'TestChaos' -chaos -count=1 -timeout 60m -json -parallel 8 | $(LOCALBIN)/testrecap -recap $(TEST_RECAP)
 
 CONFORMANCE_FOCUS ?= \[Conformance\]
+CONFORMANCE_TIMEOUT ?= 150m
 .PHONY: conformance
-conformance: local-cluster ## The upstream [Conformance] tests (e2e.test and ginkgo built from k8s.io/kubernetes) against a 3-replica ControlPlane with two tenant nodes joined by kubeadm join: passed, failed, skipped. CONFORMANCE_FOCUS='<regexp>' narrows them.
+conformance: local-cluster ## The upstream [Conformance] tests (e2e.test and ginkgo built from k8s.io/kubernetes) against a 3-replica ControlPlane with two tenant nodes joined by kubeadm join: passed, failed, skipped. CONFORMANCE_FOCUS='<regexp>' narrows them; CONFORMANCE_TIMEOUT (150m) bounds each phase.
 	hack/build-binaries.sh e2e.test ginkgo agnhost conformance-images
 	$(LOCAL_CLUSTER) up
-	go test ./test/e2e/ -run '^TestConformance$$' -conformance -conformance.focus '$(CONFORMANCE_FOCUS)' -count=1 -timeout 330m -v
+	go test ./test/e2e/ -run '^TestConformance$$' -conformance -conformance.focus '$(CONFORMANCE_FOCUS)' -conformance.timeout $(CONFORMANCE_TIMEOUT) -count=1 -timeout 330m -v
 
 .PHONY: run
 run: local-cluster kustomize manifests ## The main demo: cluster up (without the previous Kubernetes version), Quorum deployed, the samples applied, a backup taken, a member replaced.
