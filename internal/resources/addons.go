@@ -140,6 +140,24 @@ func AddonObjectKinds(name string) [][3]string {
 	return out
 }
 
+// serviceAccountKubeconfig reaches the apiservers at the endpoint with
+// the pod's service-account token, trusting the CA that comes with it: for
+// add-ons on the nodes' network, which cannot count on the hosted
+// "kubernetes" Service.
+func serviceAccountKubeconfig(cp *quorumv1alpha1.ControlPlane, namespace string) ([]byte, error) {
+	return yaml.Marshal(map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Config",
+		"clusters": []any{map[string]any{"name": "default", "cluster": map[string]any{
+			"certificate-authority": serviceAccountCAPath,
+			"server":                EndpointURL(cp),
+		}}},
+		"contexts":        []any{map[string]any{"name": "default", "context": map[string]any{"cluster": "default", "namespace": namespace, "user": "default"}}},
+		"current-context": "default",
+		"users":           []any{map[string]any{"name": "default", "user": map[string]any{"tokenFile": serviceAccountTokenPath}}},
+	})
+}
+
 func addonMeta(addon, namespace, name string, extra map[string]string) metav1.ObjectMeta {
 	labels := map[string]string{LabelAddon: addon, LabelManagedBy: ManagedBy}
 	for k, v := range extra {
@@ -307,17 +325,7 @@ func kubeProxy(cp *quorumv1alpha1.ControlPlane, spec *quorumv1alpha1.KubeProxyAd
 	if err != nil {
 		return Addon{}, err
 	}
-	kubeconfig, err := yaml.Marshal(map[string]any{
-		"apiVersion": "v1",
-		"kind":       "Config",
-		"clusters": []any{map[string]any{"name": "default", "cluster": map[string]any{
-			"certificate-authority": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-			"server":                EndpointURL(cp),
-		}}},
-		"contexts":        []any{map[string]any{"name": "default", "context": map[string]any{"cluster": "default", "namespace": "default", "user": "default"}}},
-		"current-context": "default",
-		"users":           []any{map[string]any{"name": "default", "user": map[string]any{"tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"}}},
-	})
+	kubeconfig, err := serviceAccountKubeconfig(cp, metav1.NamespaceDefault)
 	if err != nil {
 		return Addon{}, err
 	}

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	quorumv1alpha1 "quorum.dev/quorum/api/v1alpha1"
 )
@@ -191,17 +190,7 @@ func konnectivityAPIServerMounts() []corev1.VolumeMount {
 func konnectivity(cp *quorumv1alpha1.ControlPlane) (Addon, error) {
 	sys := metav1.NamespaceSystem
 	host := EndpointHost(cp)
-	kubeconfig, err := yaml.Marshal(map[string]any{
-		"apiVersion": "v1",
-		"kind":       "Config",
-		"clusters": []any{map[string]any{"name": "default", "cluster": map[string]any{
-			"certificate-authority": serviceAccountCAPath,
-			"server":                EndpointURL(cp),
-		}}},
-		"contexts":        []any{map[string]any{"name": "default", "context": map[string]any{"cluster": "default", "namespace": sys, "user": "default"}}},
-		"current-context": "default",
-		"users":           []any{map[string]any{"name": "default", "user": map[string]any{"tokenFile": serviceAccountTokenPath}}},
-	})
+	kubeconfig, err := serviceAccountKubeconfig(cp, sys)
 	if err != nil {
 		return Addon{}, err
 	}
