@@ -233,7 +233,7 @@ func (c *Cluster) tenantImages() []string {
 	var out []string
 	refs := []string{PauseImage, BusyboxImage, resources.KubeProxyImage(KubernetesVersion),
 		resources.CoreDNSImage(resources.CoreDNSVersion(KubernetesVersion)), resources.KonnectivityAgentImage()}
-	if _, err := os.Stat(c.imageTarball(AgnhostImage)); err == nil {
+	if exists(c.imageTarball(AgnhostImage)) {
 		refs = append(refs, AgnhostImage, GlibcDNSTestingImage, ConformanceBusyboxImage, ConformancePauseImage)
 	}
 	for _, ref := range []string{AgnhostPreviousImage, KittenImage, NautilusImage, SampleAPIServerImage, E2EEtcdImage} {
@@ -326,7 +326,7 @@ authentication:
 	for !started {
 		select {
 		case err := <-done:
-			return made, fmt.Errorf("kubeadm join ended before it configured the kubelet: %w; %s", err, tail(logPath))
+			return made, fmt.Errorf("kubeadm join ended before it configured the kubelet: %w; %s", err, tail("kubeadm", logPath))
 		case <-time.After(500 * time.Millisecond):
 		}
 		if _, err := os.Stat(flagsFile); err != nil {
@@ -367,11 +367,11 @@ authentication:
 	select {
 	case err := <-done:
 		if err != nil {
-			return made, fmt.Errorf("kubeadm join: %w; %s\n%s", err, tail(logPath), c.kubeletTail(n))
+			return made, fmt.Errorf("kubeadm join: %w; %s\n%s", err, tail("the kubelet", c.logFile("kubelet-"+n.Name)), tail("kubeadm", logPath))
 		}
 	case <-time.After(5 * time.Minute):
 		_ = kubeadm.Process.Kill()
-		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s\n%s", tail(logPath), c.kubeletTail(n))
+		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s\n%s", tail("the kubelet", c.logFile("kubelet-"+n.Name)), tail("kubeadm", logPath))
 	}
 	return made, nil
 }
@@ -424,29 +424,16 @@ func kubeadmFlags(path string) ([]string, error) {
 	return out, nil
 }
 
-// kubeletTail is the end of a tenant node's kubelet log, for errors.
-func (c *Cluster) kubeletTail(n Node) string {
-	data, err := os.ReadFile(c.logFile("kubelet-" + n.Name))
-	if err != nil {
-		return "no kubelet log: " + err.Error()
-	}
-	lines := strings.Split(string(bytes.TrimSpace(data)), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return "the kubelet's log ends:\n" + strings.Join(lines, "\n")
-}
-
-// tail is the end of a log file, for errors.
-func tail(path string) string {
+// tail is the end of a log file (what it is the log of), for errors.
+func tail(what, path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return ""
+		return "no log of " + what + ": " + err.Error()
 	}
 	if len(data) > 3000 {
 		data = data[len(data)-3000:]
 	}
-	return "kubeadm's output ends:\n" + string(bytes.TrimSpace(data))
+	return what + "'s log ends:\n" + string(bytes.TrimSpace(data))
 }
 
 // tenantNetworkUp joins a tenant node to the bridge and routes: it reaches
