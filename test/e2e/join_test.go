@@ -235,14 +235,7 @@ func assertNodeJoins(t *testing.T, cp *quorumv1alpha1.ControlPlane, kubeconfig s
 	// (issue 16 a) The add-ons run on the node: kube-proxy makes the
 	// hosted Service addresses, CoreDNS answers a Service's name at the
 	// cluster DNS address the pod's resolv.conf names.
-	eventually(t, "kube-proxy and CoreDNS ready on "+node, 3*time.Minute, func() (bool, string) {
-		st := getControlPlane(t, cp.Namespace, cp.Name).Status.Addons
-		ready := len(st) == 2
-		for _, a := range st {
-			ready = ready && a.Desired > 0 && a.Ready == a.Desired
-		}
-		return ready, fmt.Sprintf("status.addons %+v", st)
-	})
+	waitAddonsReady(t, cp, 2, 1, 3*time.Minute)
 	hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "create", "service", "clusterip", "hello", "--tcp", "80:80")
 	svcIP := hostedKubectl(t, kubeconfig, "-n", "e2e-workload", "get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}")
 	// Names only: nothing answers outside the cluster here, so a name
