@@ -49,6 +49,11 @@ const (
 	MetricsPort = 2381
 )
 
+// MemberDrainSeconds is how long a deleted member's pod goes on serving
+// before etcd is stopped, while the nodes' kube-proxies drop it from the
+// client Service.
+const MemberDrainSeconds = 5
+
 const (
 	dataDir     = "/var/lib/etcd"
 	tlsDir      = "/etc/etcd/tls"
@@ -264,6 +269,12 @@ func (p MemberPod) Pod() *corev1.Pod {
 					TimeoutSeconds:      5,
 					FailureThreshold:    8,
 				},
+				// A deleted member's pod leaves the client Service at once,
+				// but each node's kube-proxy drops it a moment later: it
+				// serves on meanwhile, so clients reconnecting through the
+				// Service (the apiservers) reach a live member the first
+				// time instead of backing off from a closed port.
+				Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: MemberDrainSeconds}}},
 				Resources: WithDefaultRequests(c.Spec.PodTemplate.Resources, EtcdRequests),
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false),
