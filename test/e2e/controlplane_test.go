@@ -3,14 +3,17 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,6 +194,11 @@ type poller struct {
 	lastSuccess time.Time
 	failing     bool
 	lastErr     string
+	// kinds counts the failures by kind; longestFrom is when the longest
+	// failure window began, since started.
+	kinds       map[string]int
+	started     time.Time
+	longestFrom time.Duration
 	stop        context.CancelFunc
 	done        chan struct{}
 }
@@ -256,7 +264,7 @@ func clientsetFrom(cp *quorumv1alpha1.ControlPlane, kubeconfig []byte) (kubernet
 
 func startPollerWith(client func() kubernetes.Interface) *poller {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &poller{stop: cancel, done: make(chan struct{}), lastSuccess: time.Now()}
+	p := &poller{stop: cancel, done: make(chan struct{}), lastSuccess: time.Now(), started: time.Now(), kinds: map[string]int{}}
 	go func() {
 		defer close(p.done)
 		tick := time.NewTicker(100 * time.Millisecond)
@@ -283,11 +291,12 @@ func startPollerWith(client func() kubernetes.Interface) *poller {
 			case err != nil:
 				p.failures++
 				p.lastErr = err.Error()
+				p.kinds[failureKind(err)]++
 				p.failing = true
-				p.longest = max(p.longest, now.Sub(p.lastSuccess))
+				p.window(now)
 			default:
 				if p.failing {
-					p.longest = max(p.longest, now.Sub(p.lastSuccess))
+					p.window(now)
 				}
 				p.failing = false
 				p.lastSuccess = now
@@ -298,6 +307,34 @@ func startPollerWith(client func() kubernetes.Interface) *poller {
 	return p
 }
 
+// window records the failure window that began at the last success and
+// goes on at now.
+func (p *poller) window(now time.Time) {
+	if d := now.Sub(p.lastSuccess); d > p.longest {
+		p.longest, p.longestFrom = d, p.lastSuccess.Sub(p.started)
+	}
+}
+
+// failureKind names what kind of failure err is: a timeout, a refused
+// connection, a certificate the client does not trust, an HTTP status, or
+// something else.
+func failureKind(err error) string {
+	var status apierrors.APIStatus
+	var unknownAuthority x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &unknownAuthority):
+		return "untrusted certificate"
+	case errors.As(err, &status):
+		return fmt.Sprintf("HTTP %d", status.Status().Code)
+	default:
+		return "other"
+	}
+}
+
 // finish stops the poller and fails the test when requests failed for
 // longer than allowed.
 func (p *poller) finish(t *testing.T, what string, allowed time.Duration) {
@@ -306,7 +343,8 @@ func (p *poller) finish(t *testing.T, what string, allowed time.Duration) {
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t.Logf("%s: %d requests through the endpoint, %d failed, longest failure window %s (last error: %s)", what, p.requests, p.failures, p.longest.Round(time.Millisecond), p.lastErr)
+	t.Logf("%s: %d requests through the endpoint, %d failed %v, longest failure window %s from %s after the start (last error: %s)",
+		what, p.requests, p.failures, p.kinds, p.longest.Round(time.Millisecond), p.longestFrom.Round(100*time.Millisecond), p.lastErr)
 	if p.requests < 20 {
 		t.Errorf("%s: only %d requests were made", what, p.requests)
 	}
