@@ -21,7 +21,20 @@ type daemon struct {
 	netns string   // network namespace to run in
 	args  []string // command line
 	env   []string
+	// restart runs the command again 5 s after it exits, as systemd's
+	// Restart=always does for a machine's kubelet; the log says each time.
+	restart bool
 }
+
+// supervise is the shell loop a daemon with restart runs under ($0 is the
+// daemon's name): SIGTERM stops the command and the loop.
+const supervise = `trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
+while :; do
+	"$@" & pid=$!
+	wait "$pid"; code=$?
+	echo "local-cluster: $0 exited with status $code; restarting it in 5s" >&2
+	sleep 5 & wait $!
+done`
 
 func (c *Cluster) pidFile(name string) string { return c.path("pids", name+".pid") }
 func (c *Cluster) logFile(name string) string { return c.path("logs", name+".log") }
@@ -44,7 +57,11 @@ func (c *Cluster) start(d daemon) error {
 	}
 	// The child has its own descriptor; closing ours cannot lose its output.
 	defer func() { _ = logf.Close() }()
-	args := append([]string{"--net=/run/netns/" + d.netns, "--"}, d.args...)
+	args := []string{"--net=/run/netns/" + d.netns, "--"}
+	if d.restart {
+		args = append(args, "sh", "-c", supervise, d.name)
+	}
+	args = append(args, d.args...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), d.env...)

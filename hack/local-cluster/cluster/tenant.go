@@ -326,7 +326,7 @@ authentication:
 	for !started {
 		select {
 		case err := <-done:
-			return made, fmt.Errorf("kubeadm join ended before it configured the kubelet: %w; %s", err, tail("kubeadm", logPath))
+			return made, fmt.Errorf("kubeadm join ended before it configured the kubelet: %w\n%s", err, tail("kubeadm", logPath, 20))
 		case <-time.After(500 * time.Millisecond):
 		}
 		if _, err := os.Stat(flagsFile); err != nil {
@@ -359,7 +359,7 @@ authentication:
 			"--root-dir=" + root,
 			"--cert-dir=" + c.nodeDir(n, "kubelet-pki"),
 		}, flags...)
-		if err := c.startIfStopped(daemon{name: "kubelet-" + n.Name, netns: n.Netns(), args: kubeletArgs}); err != nil {
+		if err := c.startIfStopped(daemon{name: "kubelet-" + n.Name, netns: n.Netns(), args: kubeletArgs, restart: true}); err != nil {
 			return made, err
 		}
 		started = true
@@ -367,13 +367,47 @@ authentication:
 	select {
 	case err := <-done:
 		if err != nil {
-			return made, fmt.Errorf("kubeadm join: %w; %s\n%s", err, tail("the kubelet", c.logFile("kubelet-"+n.Name)), tail("kubeadm", logPath))
+			return made, fmt.Errorf("kubeadm join: %w; %s", err, c.joinFailure(n, logPath))
 		}
 	case <-time.After(5 * time.Minute):
 		_ = kubeadm.Process.Kill()
-		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s\n%s", tail("the kubelet", c.logFile("kubelet-"+n.Name)), tail("kubeadm", logPath))
+		return made, fmt.Errorf("kubeadm join did not finish in 5 minutes; %s", c.joinFailure(n, logPath))
 	}
 	return made, nil
+}
+
+// joinFailure says why a join that started the kubelet failed, in few
+// enough lines that a test recap keeps them all: kubeadm's errors, whether
+// the kubelet runs and how often it exited, and its last log lines.
+func (c *Cluster) joinFailure(n Node, kubeadmLog string) string {
+	var b strings.Builder
+	if data, err := os.ReadFile(kubeadmLog); err == nil {
+		var errs []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "error") || strings.Contains(l, "[kubelet-check]") {
+				errs = append(errs, l)
+			}
+		}
+		b.WriteString("kubeadm said:\n" + strings.Join(lastN(errs, 4), "\n") + "\n")
+	}
+	name := "kubelet-" + n.Name
+	logPath := c.logFile(name)
+	data, _ := os.ReadFile(logPath)
+	exits := strings.Count(string(data), "local-cluster: "+name+" exited")
+	if pid, alive := c.pid(name); alive {
+		fmt.Fprintf(&b, "the kubelet runs (pid %d) and exited %d times before; ", pid, exits)
+	} else {
+		fmt.Fprintf(&b, "the kubelet does not run (exited %d times); ", exits)
+	}
+	b.WriteString(tail("the kubelet", logPath, 12))
+	return b.String()
+}
+
+func lastN(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
 }
 
 // sharedMount makes dir a mount point of its own in the machine's mount
@@ -425,15 +459,18 @@ func kubeadmFlags(path string) ([]string, error) {
 }
 
 // tail is the end of a log file (what it is the log of), for errors.
-func tail(what, path string) string {
+func tail(what, path string, lines int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "no log of " + what + ": " + err.Error()
 	}
-	if len(data) > 3000 {
-		data = data[len(data)-3000:]
+	last := lastN(strings.Split(string(bytes.TrimSpace(data)), "\n"), lines)
+	for i, l := range last {
+		if len(l) > 400 {
+			last[i] = l[:400] + "..."
+		}
 	}
-	return what + "'s log ends:\n" + string(bytes.TrimSpace(data))
+	return what + "'s log ends:\n" + strings.Join(last, "\n")
 }
 
 // tenantNetworkUp joins a tenant node to the bridge and routes: it reaches
@@ -525,8 +562,10 @@ func (c *Cluster) removeTenantNode(ctx context.Context, name string, deleteNode 
 			errs = append(errs, err)
 		}
 	}
+	// Deleting the namespace deletes the node's end of the link, and the
+	// kernel then the host's end, a moment later.
 	if _, err := run("ip", "link", "show", n.hostVeth()); err == nil {
-		if _, err := run("ip", "link", "del", n.hostVeth()); err != nil {
+		if out, err := run("ip", "link", "del", n.hostVeth()); err != nil && !strings.Contains(out, "Cannot find device") {
 			errs = append(errs, err)
 		}
 	}
