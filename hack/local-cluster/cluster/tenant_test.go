@@ -1,11 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestKubeadmFlags: the kubelet flags kubeadm writes for systemd are
@@ -83,5 +87,52 @@ func TestTenantIndexesClaimedSideBySide(t *testing.T) {
 	}
 	if _, err := c.claimTenantIndex("worker-0", &tenantRecord{}); err == nil || !strings.Contains(err.Error(), "exists") && !strings.Contains(err.Error(), "at most") {
 		t.Fatalf("a second claim of one name: %v", err)
+	}
+}
+
+// TestSuperviseRestartsAndStops: a daemon with restart runs its command
+// again after it exits, saying so, and SIGTERM stops the command and the
+// loop.
+func TestSuperviseRestartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	count := filepath.Join(dir, "runs")
+	var out bytes.Buffer
+	// The command counts its runs, exits at once the first time and runs
+	// on the second.
+	cmd := exec.Command("sh", "-c", supervise, "kubelet-x", "sh", "-c",
+		`echo run >> "$1"; [ "$(wc -l < "$1")" -ge 2 ] && exec sleep 61.5; exit 3`, "sh", count)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		data, _ := os.ReadFile(count)
+		if strings.Count(string(data), "run") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the command ran %d times in 15s, want 2; output %q", strings.Count(string(data), "run"), out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the second run is sleeping
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the loop did not stop on SIGTERM")
+	}
+	if got := out.String(); !strings.Contains(got, "local-cluster: kubelet-x exited with status 3; restarting it in 5s") {
+		t.Errorf("output %q does not say the exit", got)
+	}
+	if out, err := exec.Command("pgrep", "-fx", "sleep 61.5").CombinedOutput(); err == nil {
+		t.Errorf("the command outlived the loop: %s", out)
 	}
 }
