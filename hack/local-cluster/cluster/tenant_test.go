@@ -124,7 +124,10 @@ func TestSuperviseRestartsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the loop ended with %v on SIGTERM, want status 0", err)
+		}
 	case <-time.After(5 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("the loop did not stop on SIGTERM")
