@@ -85,6 +85,39 @@ func kubelet(t *testing.T, c client.Client, ns string, f *etcdtest.Cluster) {
 	}
 }
 
+// pvcProtection plays the controller-manager's pvc-protection controller:
+// a claim being deleted loses its kubernetes.io/pvc-protection finalizer
+// once no pod uses it.
+func pvcProtection(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	pods, pvcs := &corev1.PodList{}, &corev1.PersistentVolumeClaimList{}
+	if err := c.List(ctx, pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, p := range pods.Items {
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				used[v.PersistentVolumeClaim.ClaimName] = true
+			}
+		}
+	}
+	for i := range pvcs.Items {
+		pvc := &pvcs.Items[i]
+		if pvc.DeletionTimestamp == nil || used[pvc.Name] || !slices.Contains(pvc.Finalizers, "kubernetes.io/pvc-protection") {
+			continue
+		}
+		pvc.Finalizers = slices.DeleteFunc(pvc.Finalizers, func(f string) bool { return f == "kubernetes.io/pvc-protection" })
+		if err := c.Update(ctx, pvc); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
 // converge reconciles until the cluster has n voters and nothing pending.
 func converge(t *testing.T, r *Reconciler, c client.Client, ns string, f *etcdtest.Cluster, n int) *quorumv1alpha1.EtcdCluster {
 	t.Helper()
@@ -96,6 +129,7 @@ func converge(t *testing.T, r *Reconciler, c client.Client, ns string, f *etcdte
 			t.Fatalf("reconcile %d: %v", i, err)
 		}
 		kubelet(t, c, ns, f)
+		pvcProtection(t, c, ns)
 		if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
 			t.Fatal(err)
 		}
@@ -335,6 +369,58 @@ func TestEtcdClusterRestartAfterRecording(t *testing.T) {
 	}
 	if added != 1 {
 		t.Fatalf("main-x was added %d times: %v", added, f.Calls())
+	}
+}
+
+// TestEtcdClusterRemoveAnswerLost: a removal etcd made but whose answer
+// was lost (the member serving it stopped) counts as made: no error, the
+// scale-down goes on, and each removed member has its MemberRemoved event.
+func TestEtcdClusterRemoveAnswerLost(t *testing.T) {
+	c, ns := threeMembers(t, "etcd")
+	ctx := context.Background()
+	f := etcdtest.New()
+	counter := &testenv.WriteCounter{Client: c}
+	r := newReconciler(counter, f)
+	r.Recorder = counter
+	ec := converge(t, r, c, ns, f, 3)
+	before := map[string]bool{}
+	for _, m := range ec.Status.Members {
+		before[m.Name] = true
+	}
+	f.LoseRemoveAnswers(true)
+	ec.Spec.Replicas = ptr.To[int32](1)
+	if err := c.Update(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	// Reconcile errors are retried, as the manager does: what must not
+	// be lost is the removal's event.
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "main"}}
+	for i := 0; i < 60 && (len(ec.Status.Members) != 1 || ec.Status.PendingChange != nil); i++ {
+		_, _ = r.Reconcile(ctx, req)
+		kubelet(t, c, ns, f)
+		pvcProtection(t, c, ns)
+		if err := c.Get(ctx, req.NamespacedName, ec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ec.Status.Members) != 1 || ec.Status.PendingChange != nil {
+		t.Fatalf("no convergence to 1 voter: members %v, pending %+v", ec.Status.Members, ec.Status.PendingChange)
+	}
+	removed := map[string]int{}
+	for _, w := range counter.Take() {
+		if note, ok := strings.CutPrefix(w, "event Normal MemberRemoved: removed member "); ok {
+			name, _, _ := strings.Cut(note, " ")
+			removed[name]++
+		}
+	}
+	delete(before, ec.Status.Members[0].Name)
+	for name := range before {
+		if removed[name] != 1 {
+			t.Errorf("member %s removed with %d MemberRemoved events, want 1 (events %v)", name, removed[name], removed)
+		}
+	}
+	if len(removed) != len(before) {
+		t.Errorf("MemberRemoved events for %v, want the %d removed members", removed, len(before))
 	}
 }
 

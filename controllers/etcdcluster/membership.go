@@ -189,7 +189,11 @@ func (r *Reconciler) removeMember(ctx context.Context, s *scope, a action) error
 	rctx, cancel := context.WithTimeout(ctx, etcdTimeout)
 	defer cancel()
 	if err := s.etcd.Remove(rctx, m.ID); err != nil {
-		return fmt.Errorf("removing member %s: %w", m.Name, err)
+		// A member applying its own removal stops, and the answer to a
+		// request it served can be lost: what counts is the membership.
+		if present, cerr := r.confirmMembership(ctx, s, m); cerr != nil || present {
+			return fmt.Errorf("removing member %s: %w", m.Name, err)
+		}
 	}
 	membershipChanges.WithLabelValues(c.Namespace, c.Name, "remove").Inc()
 	r.Event(c, corev1.EventTypeNormal, "MemberRemoved", fmt.Sprintf("removed member %s (%s): %s", m.Name, etcd.FormatID(m.ID), a.message))

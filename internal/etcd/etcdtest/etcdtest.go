@@ -34,6 +34,9 @@ type Cluster struct {
 	// rejectClient makes every call fail as a TLS handshake refusing the
 	// caller's certificate.
 	rejectClient bool
+	// loseRemoveAnswers makes Remove remove the member and then fail, as
+	// a member serving its own removal stops before it answers.
+	loseRemoveAnswers bool
 	// revision is the store's revision; compacted the last compaction;
 	// live the bytes live data takes once history is compacted.
 	revision, compacted int64
@@ -55,6 +58,7 @@ var (
 	errNoAnswer = errors.New("connection error: desc = \"transport: Error while dialing: dial tcp 10.1.0.2:2379: connect: connection refused\"")
 	errRejected = errors.New("connection error: desc = \"transport: authentication handshake failed: remote error: tls: bad certificate\"")
 	errNoQuorum = errors.New("context deadline exceeded")
+	errStopped  = errors.New("etcdserver: server stopped")
 )
 
 // New is an empty cluster; the first member started bootstraps it.
@@ -100,6 +104,13 @@ func (f *Cluster) RejectClient(reject bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rejectClient = reject
+}
+
+// LoseRemoveAnswers makes every Remove take effect and then fail.
+func (f *Cluster) LoseRemoveAnswers(lose bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loseRemoveAnswers = lose
 }
 
 // RaiseAlarm raises an alarm (NOSPACE, CORRUPT) on a member.
@@ -267,6 +278,9 @@ func (c *fakeConn) Remove(_ context.Context, id uint64) error {
 	}
 	delete(c.f.members, id)
 	c.f.elect()
+	if c.f.loseRemoveAnswers {
+		return errStopped
+	}
 	return nil
 }
 
