@@ -122,13 +122,21 @@ func waitPodPhase(t *testing.T, ns, name string, phase corev1.PodPhase, timeout 
 // waitNodeReady waits for a node to report Ready.
 func waitNodeReady(t *testing.T, name string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, name+" Ready", timeout, func() (bool, string) {
+	deadline := time.Now().Add(timeout)
+	for {
 		ready, err := cluster.NodeReady(context.Background(), kube, name)
-		if err != nil {
-			return false, err.Error()
+		if ready {
+			return
 		}
-		return ready, "NotReady"
-	})
+		if time.Now().After(deadline) {
+			state := "NotReady"
+			if err != nil {
+				state = err.Error()
+			}
+			t.Fatalf("timed out after %s waiting for %s Ready: %s; %s", timeout, name, state, local.KubeletReport(name))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // waitPodReady waits for a pod to be Running and Ready.

@@ -67,7 +67,7 @@ func (c *Cluster) startKubeletAndProxy(n Node) error {
 		"--root-dir=" + c.nodeDir(n, "kubelet", "root"),
 		"--cert-dir=" + c.nodeDir(n, "kubelet", "pki"),
 		"--node-labels=" + labelZone + "=" + n.Zone,
-	}}); err != nil {
+	}, restart: true}); err != nil {
 		return err
 	}
 	return c.startIfStopped(daemon{name: "kube-proxy-" + n.Name, netns: n.Netns(), args: []string{

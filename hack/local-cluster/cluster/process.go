@@ -126,6 +126,10 @@ func (c *Cluster) stop(name string, grace time.Duration) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if _, alive := c.pid(name); alive {
+			// A restart loop's command goes with it.
+			for _, child := range children(pid) {
+				_ = syscall.Kill(child, syscall.SIGKILL)
+			}
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			for i := 0; i < 50; i++ {
 				if _, alive := c.pid(name); !alive {
@@ -136,6 +140,29 @@ func (c *Cluster) stop(name string, grace time.Duration) {
 		}
 	}
 	_ = os.Remove(c.pidFile(name))
+}
+
+// children are the processes whose parent is pid.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
 }
 
 // run executes a short command and returns its combined output.

@@ -390,17 +390,23 @@ func (c *Cluster) joinFailure(n Node, kubeadmLog string) string {
 		}
 		b.WriteString("kubeadm said:\n" + strings.Join(lastN(errs, 4), "\n") + "\n")
 	}
-	name := "kubelet-" + n.Name
+	b.WriteString(c.KubeletReport(n.Name))
+	return b.String()
+}
+
+// KubeletReport says whether a node's kubelet runs, how often it exited,
+// and its last log lines: what a test that waits for the node says when
+// the wait fails.
+func (c *Cluster) KubeletReport(node string) string {
+	name := "kubelet-" + node
 	logPath := c.logFile(name)
 	data, _ := os.ReadFile(logPath)
 	exits := strings.Count(string(data), "local-cluster: "+name+" exited")
+	state := fmt.Sprintf("the kubelet of %s does not run (it exited %d times); ", node, exits)
 	if pid, alive := c.pid(name); alive {
-		fmt.Fprintf(&b, "the kubelet runs (pid %d) and exited %d times before; ", pid, exits)
-	} else {
-		fmt.Fprintf(&b, "the kubelet does not run (exited %d times); ", exits)
+		state = fmt.Sprintf("the kubelet of %s runs (pid %d; it exited %d times before); ", node, pid, exits)
 	}
-	b.WriteString(tail("the kubelet", logPath, 12))
-	return b.String()
+	return state + tail("the kubelet", logPath, 12)
 }
 
 func lastN(lines []string, n int) []string {
