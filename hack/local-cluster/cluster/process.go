@@ -98,11 +98,7 @@ func (c *Cluster) pid(name string) (int, bool) {
 // line names the cluster's state dir, as every daemon's does (nsenter execs
 // the daemon in place, so the command line is the daemon's own).
 func processIsOurs(pid int, state string) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+	if st, _, ok := procStat(pid); !ok || st == "Z" {
 		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -151,18 +147,31 @@ func children(pid int) []int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces.
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-				out = append(out, child)
-			}
+		if _, ppid, ok := procStat(child); ok && ppid == pid {
+			out = append(out, child)
 		}
 	}
 	return out
+}
+
+// procStat reads a process's state and parent from /proc/PID/stat
+// ("pid (comm) state ppid ...", where comm may hold spaces and
+// parentheses); ok is false when there is no such process.
+func procStat(pid int) (state string, ppid int, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return "", 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return f[0], ppid, err == nil
 }
 
 // run executes a short command and returns its combined output.

@@ -399,14 +399,16 @@ func (c *Cluster) joinFailure(n Node, kubeadmLog string) string {
 // the wait fails.
 func (c *Cluster) KubeletReport(node string) string {
 	name := "kubelet-" + node
-	logPath := c.logFile(name)
-	data, _ := os.ReadFile(logPath)
+	data, err := os.ReadFile(c.logFile(name))
+	if err != nil {
+		return "no log of the kubelet: " + err.Error()
+	}
 	exits := strings.Count(string(data), "local-cluster: "+name+" exited")
 	state := fmt.Sprintf("the kubelet of %s does not run (it exited %d times); ", node, exits)
 	if pid, alive := c.pid(name); alive {
 		state = fmt.Sprintf("the kubelet of %s runs (pid %d; it exited %d times before); ", node, pid, exits)
 	}
-	return state + tail("the kubelet", logPath, 12)
+	return state + "the kubelet's log ends:\n" + lastLines(data, 12)
 }
 
 func lastN(lines []string, n int) []string {
@@ -470,13 +472,18 @@ func tail(what, path string, lines int) string {
 	if err != nil {
 		return "no log of " + what + ": " + err.Error()
 	}
-	last := lastN(strings.Split(string(bytes.TrimSpace(data)), "\n"), lines)
+	return what + "'s log ends:\n" + lastLines(data, lines)
+}
+
+// lastLines are a log's last n lines, each cut at 400 characters.
+func lastLines(data []byte, n int) string {
+	last := lastN(strings.Split(string(bytes.TrimSpace(data)), "\n"), n)
 	for i, l := range last {
 		if len(l) > 400 {
 			last[i] = l[:400] + "..."
 		}
 	}
-	return what + "'s log ends:\n" + strings.Join(last, "\n")
+	return strings.Join(last, "\n")
 }
 
 // tenantNetworkUp joins a tenant node to the bridge and routes: it reaches
